@@ -1,15 +1,20 @@
 """Hyper-parameter dataclasses: one frozen dataclass per model, extending `TrainConfig`.
 
-Each field may carry `metadata={"help": ...}`; the pipelines turn every field into an absl
-flag of the same name, so `--negative_weight=0.1` overrides `EHCFConfig.negative_weight`.
-Supported field types: int, float, str, bool, and tuples of those (comma-separated flags).
+Each field may carry `metadata={"help": ...}`; the pipelines turn every field of the chosen
+model's config into an absl flag of the same name, so `--negative_weight=0.1` overrides
+`EHCFConfig.negative_weight`. Supported field types: int, float, str, bool, and tuples of
+those (comma-separated flags).
+
+Besides `TrainConfig` (every trainable model), two families share fields here, so that the
+models built on one task read the same names: `WholeDataConfig` (the whole-data task:
+EHCF, WMF, CMF) and `SampledConfig` (sampled examples and the sampled task: BPR, NCF, MBNCF).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -27,6 +32,150 @@ class TrainConfig:
     optimizer: str = field("adam", "Optimizer name: adam, adagrad or sgd.")
     batch_size: int = field(256, "Training batch size (users or examples, per model).")
     epochs: int = field(20, "Number of training epochs.")
+    adagrad_initial_accumulator: float = field(
+        0.1, "Adagrad's initial accumulator value (with --optimizer=adagrad)."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+
+
+#: Names of the whole-data loss forms: exact and fast, or brute force over every item.
+WHOLE_DATA_LOSSES = ("decoupled", "dense")
+#: Names of the sampled losses.
+SAMPLED_LOSSES = ("pairwise", "pointwise")
+
+
+@dataclasses.dataclass(frozen=True)
+class WholeDataConfig(TrainConfig):
+    """The whole-data task's settings: weights of missing entries, task weights, loss form."""
+
+    batch_size: int = field(256, "Users per training batch.")
+    negative_weight: tuple[str, ...] = field(
+        ("0.1",),
+        "Weight w of missing entries: one value, one per behavior, or behavior:value pairs.",
+    )
+    negative_weight_alpha: float = field(
+        0.0,
+        "0 = uniform negative weight; > 0 = item-dependent c_v = w|V| f_v^a / sum f^a "
+        "(f_v: the item's training count in that behavior).",
+    )
+    loss_coefficients: tuple[str, ...] = field(
+        (),
+        "Task weights lambda: one per behavior or behavior:value pairs (pairs for absent "
+        "behaviors are ignored); normalised to sum 1. Empty = equal weights.",
+    )
+    alternate_tasks: bool = field(
+        False, "Ablation (no multi-task learning): one behavior's loss per step, in turn."
+    )
+    loss: str = field(
+        "decoupled", "decoupled (exact, fast) or dense (brute force, 'EHCF-Original')."
+    )
+    positive_weight: float = field(1.0, "Weight c+ of observed entries.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss not in WHOLE_DATA_LOSSES:
+            raise ValueError(f"loss must be one of {WHOLE_DATA_LOSSES}, got {self.loss!r}")
+        if self.negative_weight_alpha < 0 or self.positive_weight <= 0:
+            raise ValueError("negative_weight_alpha must be >= 0 and positive_weight > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledConfig(TrainConfig):
+    """Sampled training: negatives per positive, the sampler, the loss, batch penalties."""
+
+    batch_size: int = field(256, "Training examples (positive pairs) per batch.")
+    num_negatives: int = field(1, "Negatives drawn per positive pair.")
+    negative_sampler: str = field(
+        "uniform",
+        "uniform (items without a target training interaction), supportive (items touched "
+        "only through supportive behaviors, filled up uniformly) or level (MC-BPR levels).",
+    )
+    loss: str = field(
+        "pairwise", "pairwise (softplus(s_neg - s_pos)) or pointwise (binary log-loss)."
+    )
+    embedding_l2: float = field(0.0, "L2 penalty on each batch's embeddings (per example).")
+    init_std: float = field(0.01, "Std of the Gaussian initialisation of the embeddings.")
+
+    #: Whether training batches carry per-behavior masks of their items (`behavior_mask`).
+    behavior_masks: typing.ClassVar[bool] = False
+
+    def positive_behaviors(self, behaviors: tuple[str, ...]) -> tuple[str, ...]:
+        """The behaviors whose training pairs are positives (default: the target, last)."""
+        return behaviors[-1:]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from mbrec_tf.sampling import SAMPLERS
+
+        if self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
+        if self.negative_sampler not in SAMPLERS:
+            raise ValueError(
+                f"negative_sampler must be one of {SAMPLERS}, got {self.negative_sampler!r}"
+            )
+        if self.loss not in SAMPLED_LOSSES:
+            raise ValueError(
+                f"loss must be one of {SAMPLED_LOSSES} for this model, got {self.loss!r}"
+            )
+        if self.embedding_l2 < 0 or self.init_std <= 0:
+            raise ValueError("embedding_l2 must be >= 0 and init_std > 0")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+
+def check_layers(hidden_layers: Sequence[int], name: str = "hidden_layers") -> None:
+    """Raises unless `hidden_layers` is one or more positive layer sizes."""
+    if not hidden_layers or min(hidden_layers) < 1:
+        raise ValueError(f"{name} must be one or more positive sizes, got {tuple(hidden_layers)}")
+
+
+def normalised(values: Sequence[float], name: str) -> list[float]:
+    """`values` scaled to sum 1 (all must be >= 0 and not all zero)."""
+    values = [float(v) for v in values]
+    if any(v < 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"{name} must be >= 0 and not all zero, got {values}")
+    total = sum(values)
+    return [v / total for v in values]
+
+
+def per_behavior(
+    values: Sequence[str], behaviors: Sequence[str], name: str, default: float
+) -> list[float]:
+    """One float per behavior from a config tuple.
+
+    Accepts: empty (every behavior gets `default`), one number (for all), one number per
+    behavior (in order), or `behavior:value` pairs naming every behavior present (pairs of
+    behaviors absent from the data are ignored, so one preset serves data ablations).
+    """
+    values = [str(v).strip() for v in values if str(v).strip()]
+    if not values:
+        return [float(default)] * len(behaviors)
+    named = [":" in v for v in values]
+    if all(named):
+        mapping = {}
+        for entry in values:
+            key, value = entry.split(":", 1)
+            mapping[key.strip()] = float(value)
+        missing = [b for b in behaviors if b not in mapping]
+        if missing:
+            raise ValueError(f"{name}={','.join(values)} gives no value for behaviors {missing}")
+        return [mapping[b] for b in behaviors]
+    if any(named):
+        raise ValueError(f"{name}: use either plain numbers or behavior:value pairs, not both")
+    numbers = [float(v) for v in values]
+    if len(numbers) == 1:
+        return numbers * len(behaviors)
+    if len(numbers) != len(behaviors):
+        raise ValueError(
+            f"{name} has {len(numbers)} values for {len(behaviors)} behaviors {tuple(behaviors)}"
+        )
+    return numbers
 
 
 def field_types(config_cls: type) -> dict[str, Any]:

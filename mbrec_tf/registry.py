@@ -1,7 +1,7 @@
-"""Model registry: name -> config class, builder, training input and per-dataset defaults.
+"""Model registry: one entry per model = config, scorer, task, input builder, defaults.
 
-Adding a model means adding one `ModelSpec` to `_SPECS` below; the pipelines read
-everything else (flags, defaults, inputs) from here.
+Adding a model means one short model file (its config and scorer) and one `ModelSpec` in
+`_SPECS` below; the pipelines read everything else (flags, defaults, inputs) from here.
 """
 
 from __future__ import annotations
@@ -13,117 +13,150 @@ from typing import Any
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import ehcf, mbncf, mf, ncf, popularity
 from mbrec_tf.models.base import Recommender
+from mbrec_tf.tasks import closed_form, sampled, whole_data
+from mbrec_tf.tasks.base import ClosedFormTask, Task
+
+InputBuilder = Callable[..., tf.data.Dataset]
+
+
+def all_behaviors(data: MultiBehaviorData, config: Any) -> MultiBehaviorData:
+    """The data as it is: the model trains on every behavior."""
+    del config
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """How to build, feed and configure one model.
+    """How to configure, build, train and feed one model.
 
     Attributes:
       name: the `--model` value.
       config_cls: frozen dataclass of hyper-parameters (extends `TrainConfig`).
-      build: `(data, config) -> Recommender`, an unfitted model for that data.
-      train_inputs: `(data, config, seed) -> tf.data.Dataset` of one epoch of training
-        batches, or None for models fitted in closed form.
+      scorer: `(data, config) -> Recommender`, an untrained model for that data.
+      task: `(data, config) -> Task | ClosedFormTask`, the objective.
+      inputs: the input builder `(data, config, seed, input_context) -> tf.data.Dataset`
+        of one epoch (`mbrec_tf.inputs`), or None for models fitted in closed form.
+      training_data: `(data, config) -> data`, the behaviors the model trains on (all of
+        them by default); scorer, task and inputs all see this data.
       dataset_defaults: dataset name -> hyper-parameter overrides for that dataset.
-      compile: `(model, config) -> None` compiles the model (optimizer, loss) for `fit`.
       description: one line for `--help` and the README.
     """
 
     name: str
     config_cls: type
-    build: Callable[[MultiBehaviorData, Any], Recommender]
-    train_inputs: Callable[[MultiBehaviorData, Any, int], tf.data.Dataset] | None
+    scorer: Callable[[MultiBehaviorData, Any], Recommender]
+    task: Callable[[MultiBehaviorData, Any], Task | ClosedFormTask]
+    inputs: InputBuilder | None
+    training_data: Callable[[MultiBehaviorData, Any], MultiBehaviorData] = all_behaviors
     dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    compile: Callable[[Recommender, Any], None] | None = None
     description: str = ""
 
+    def build(self, data: MultiBehaviorData, config: Any) -> Recommender:
+        """The untrained scorer for `data` (uncompiled: enough to restore and evaluate)."""
+        return self.scorer(self.training_data(data, config), config)
 
-def make_optimizer(config: config_lib.TrainConfig) -> tf.keras.optimizers.Optimizer:
-    """The optimizer named by `config.optimizer` at `config.learning_rate`."""
-    optimizers = {
-        "adam": tf.keras.optimizers.Adam,
-        "adagrad": tf.keras.optimizers.Adagrad,
-        "sgd": tf.keras.optimizers.SGD,
-    }
-    if config.optimizer not in optimizers:
-        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {config.optimizer!r}")
-    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+    def build_task(self, data: MultiBehaviorData, config: Any) -> Task | ClosedFormTask:
+        return self.task(self.training_data(data, config), config)
 
+    def compile(self, model: Recommender, data: MultiBehaviorData, config: Any) -> None:
+        """Attaches the task and the configured optimizer (gradient-trained models)."""
+        model.compile(
+            optimizer=optimizers.make_optimizer(config), task=self.build_task(data, config)
+        )
 
-def default_compile(model: Recommender, config: config_lib.TrainConfig) -> None:
-    """Compiles a model whose `train_step` computes its own loss."""
-    model.compile(optimizer=make_optimizer(config))
+    def build_inputs(
+        self,
+        data: MultiBehaviorData,
+        config: Any,
+        seed: int,
+        input_context: tf.distribute.InputContext | None = None,
+    ) -> tf.data.Dataset:
+        """One epoch of training batches (each new iteration is a new epoch)."""
+        if self.inputs is None:
+            raise ValueError(f"{self.name} is fitted in closed form: it has no training input")
+        return self.inputs(self.training_data(data, config), config, seed, input_context)
+
+    @property
+    def closed_form(self) -> bool:
+        """True when the model is fitted from the data in one step, not by `fit`."""
+        return self.inputs is None
 
 
 _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="popularity",
         config_cls=popularity.PopularityConfig,
-        build=popularity.build,
-        train_inputs=None,
+        scorer=popularity.build,
+        task=closed_form.popularity_fit,
+        inputs=None,
         description="Most-popular target items (a sanity baseline; needs no training).",
     ),
-    # --- whole-data EHCF (issue 3) ---
     ModelSpec(
         name="ehcf",
         config_cls=ehcf.EHCFConfig,
-        build=ehcf.build,
-        train_inputs=ehcf.train_inputs,
+        scorer=ehcf.build,
+        task=whole_data.whole_data_task,
+        inputs=inputs.user_batches,
+        training_data=ehcf.training_data,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
-        compile=ehcf.compile_model,
         description="EHCF: whole-data multi-behavior CF with transfer between behaviors.",
     ),
     ModelSpec(
         name="ehcf_sin",
         config_cls=ehcf.EHCFConfig,
-        build=ehcf.build_single,
-        train_inputs=ehcf.train_inputs_single,
+        scorer=ehcf.build,
+        task=whole_data.whole_data_task,
+        inputs=inputs.user_batches,
+        training_data=ehcf.target_only,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
-        compile=ehcf.compile_model,
         description="EHCF-Sin: EHCF on the target behavior alone.",
     ),
-    # --- sampled-training family (issue 4) ---
     ModelSpec(
         name="bpr",
         config_cls=mf.BPRConfig,
-        build=mf.build,
-        train_inputs=mf.train_inputs,
+        scorer=mf.build,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
         dataset_defaults=mf.DATASET_DEFAULTS,
         description="BPR: matrix factorisation, pairwise loss, uniform negatives.",
     ),
     ModelSpec(
         name="gmf",
         config_cls=ncf.NCFConfig,
-        build=ncf.build_gmf,
-        train_inputs=ncf.train_inputs,
+        scorer=ncf.build_gmf,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.GMF],
         description="GMF (NCF): weighted element-wise product of embeddings, log-loss.",
     ),
     ModelSpec(
         name="mlp",
         config_cls=ncf.NCFConfig,
-        build=ncf.build_mlp,
-        train_inputs=ncf.train_inputs,
+        scorer=ncf.build_mlp,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.MLP],
         description="MLP (NCF): ReLU tower on [user ; item] embeddings, log-loss.",
     ),
     ModelSpec(
         name="neumf",
         config_cls=ncf.NCFConfig,
-        build=ncf.build_neumf,
-        train_inputs=ncf.train_inputs,
+        scorer=ncf.build_neumf,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.NEUMF],
         description="NeuMF: GMF and MLP fused (He et al. 2017), optionally pre-trained.",
     ),
     ModelSpec(
         name="mbncf",
         config_cls=mbncf.MBNCFConfig,
-        build=mbncf.build,
-        train_inputs=mbncf.train_inputs,
+        scorer=mbncf.build,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
         dataset_defaults=mbncf.DATASET_DEFAULTS,
         description="MBNCF: MF + one MLP branch per behavior, supportive negatives.",
     ),

@@ -1,4 +1,5 @@
-"""Training runs: build, fit with evaluation/TensorBoard/checkpoints, test once, record, export.
+"""Training runs in named steps: load, build (inside `strategy.scope()`), restore, fit (or fit
+in closed form), select the best epoch, evaluate, export.
 
 A run lives in one `model_dir`:
   run_config.json   model, dataset, seed and the resolved hyper-parameters (written first)
@@ -65,10 +66,21 @@ def load_data(
     return loading.load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
 
 
-def prepare_model(spec: registry.ModelSpec, config: Any, data: MultiBehaviorData) -> Recommender:
-    """Builds and compiles `spec`'s model for `data`."""
-    model = spec.build(data, config)
-    (spec.compile or registry.default_compile)(model, config)
+def build(
+    spec: registry.ModelSpec,
+    config: Any,
+    data: MultiBehaviorData,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Recommender:
+    """The model, compiled with its task and optimizer, created inside `strategy.scope()`.
+
+    Closed-form models are built uncompiled: they have no gradient steps.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = spec.build(data, config)
+        if not spec.closed_form:
+            spec.compile(model, data, config)
     return model
 
 
@@ -115,13 +127,126 @@ def _make_evaluator(data: MultiBehaviorData, split: str, ks: Sequence[int]):
     return Evaluator(data, split=split, ks=tuple(ks))
 
 
+class _Checkpointing:
+    """The run's checkpoint of model, optimizer and finished-epoch count, and its manager."""
+
+    def __init__(self, model: Recommender, model_dir: str):
+        self.checkpoint, self.epoch = _checkpoint(model)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, CHECKPOINT_SUBDIR), max_to_keep=3
+        )
+
+    def restore_latest(self) -> int:
+        """Restores the latest checkpoint, if any; returns the epochs it had finished."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+            logging.warning(
+                "resumed from %s (epoch %d)", self.manager.latest_checkpoint, self.finished
+            )
+        return self.finished
+
+    @property
+    def finished(self) -> int:
+        return int(self.epoch.numpy())
+
+    def save(self, epochs: int) -> None:
+        self.epoch.assign(epochs)
+        self.manager.save(checkpoint_number=epochs)
+
+
+def write_run_config(settings: RunSettings, config: Any, data: MultiBehaviorData) -> dict[str, Any]:
+    """Writes `run_config.json` (settings, resolved config, data statistics); returns it."""
+    run_config = {
+        "settings": dataclasses.asdict(settings),
+        "config": config_lib.to_dict(config),
+        "dataset_statistics": data.statistics(),
+    }
+    _write_json(os.path.join(settings.model_dir, RUN_CONFIG_FILE), run_config)
+    return run_config
+
+
+def fit(
+    spec: registry.ModelSpec,
+    model: Recommender,
+    config: Any,
+    data: MultiBehaviorData,
+    settings: RunSettings,
+    checkpointing: _Checkpointing,
+    initial_epoch: int,
+    valid_evaluator: Any,
+) -> tuple[float, Any]:
+    """Keras `fit` from `initial_epoch` with validation, TensorBoard and checkpoints.
+
+    Selects the best evaluated weights (the evaluation callback restores them) and saves
+    them as the run's final checkpoint. Returns the training seconds and the callback.
+    """
+    from mbrec_tf.evaluation import EvaluationCallback
+
+    eval_callback = EvaluationCallback(
+        valid_evaluator,
+        every_n_epochs=settings.eval_every,
+        monitor=settings.monitor,
+        patience=settings.patience or None,
+        restore_best_weights=True,
+        log_group_metrics=False,  # keeps the progress bar readable; results.json has them
+    )
+    callbacks = [
+        eval_callback,  # first, so TensorBoard and History see its val_ metrics
+        tf.keras.callbacks.TensorBoard(
+            log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"
+        ),
+        CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
+    ]
+    # A resumed run continues with fresh shuffles and negatives, not epoch 0's again.
+    train_inputs = spec.build_inputs(data, config, settings.seed + initial_epoch)
+    start = time.perf_counter()
+    model.fit(
+        train_inputs,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=settings.verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    finished = config.epochs if model.stop_training else checkpointing.finished
+    # Keep the restored best weights as the run's final checkpoint, for evaluate/export;
+    # a run stopped early counts as complete, so it is not resumed.
+    checkpointing.epoch.assign(finished)
+    checkpointing.manager.save(checkpoint_number=finished + 1)
+    return train_seconds, eval_callback
+
+
+def fit_closed_form(
+    spec: registry.ModelSpec,
+    model: Recommender,
+    config: Any,
+    data: MultiBehaviorData,
+    checkpointing: _Checkpointing,
+) -> float:
+    """Fits a closed-form model from the data and checkpoints it; returns the seconds."""
+    start = time.perf_counter()
+    spec.build_task(data, config).fit(model, spec.training_data(data, config))
+    checkpointing.save(0)
+    return time.perf_counter() - start
+
+
+def evaluate_splits(
+    model: Recommender, data: MultiBehaviorData, ks: Sequence[int], valid_evaluator: Any
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Validation and test metrics of the selected model, and the seconds they took."""
+    start = time.perf_counter()
+    valid_metrics = valid_evaluator(model)
+    test_metrics = _make_evaluator(data, "test", ks)(model)
+    return valid_metrics, test_metrics, time.perf_counter() - start
+
+
 def train_and_evaluate(
     settings: RunSettings,
     config: Any,
     data: MultiBehaviorData | None = None,
     flags_record: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Trains `settings.model` with `config`, evaluates valid/test, writes results, exports.
+    """One run: load, build, restore, fit, select, evaluate, export.
 
     Returns the results dictionary that is also written to `<model_dir>/results.json`.
     """
@@ -130,68 +255,24 @@ def train_and_evaluate(
     tf.io.gfile.makedirs(settings.model_dir)
     if data is None:
         data = load_data(settings.dataset, settings.data_dir, settings.manual_dir)
-    run_config = {
-        "settings": dataclasses.asdict(settings),
-        "config": config_lib.to_dict(config),
-        "dataset_statistics": data.statistics(),
-    }
-    _write_json(os.path.join(settings.model_dir, RUN_CONFIG_FILE), run_config)
+    run_config = write_run_config(settings, config, data)
 
-    model = prepare_model(spec, config, data)
-    checkpoint, epoch_var = _checkpoint(model)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(settings.model_dir, CHECKPOINT_SUBDIR), max_to_keep=3
-    )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        logging.warning(
-            "resumed from %s (epoch %d)", manager.latest_checkpoint, int(epoch_var.numpy())
-        )
-    initial_epoch = int(epoch_var.numpy())
-
-    from mbrec_tf.evaluation import EvaluationCallback
+    model = build(spec, config, data)
+    checkpointing = _Checkpointing(model, settings.model_dir)
+    initial_epoch = checkpointing.restore_latest()
 
     valid_evaluator = _make_evaluator(data, "valid", settings.metrics_k)
-    train_seconds = 0.0
-    eval_callback = None
-    if model.requires_training and spec.train_inputs is not None and initial_epoch < config.epochs:
-        log_dir = os.path.join(settings.model_dir, LOG_SUBDIR)
-        eval_callback = EvaluationCallback(
-            valid_evaluator,
-            every_n_epochs=settings.eval_every,
-            monitor=settings.monitor,
-            patience=settings.patience or None,
-            restore_best_weights=True,
-            log_group_metrics=False,  # keeps the progress bar readable; results.json has them
+    train_seconds, eval_callback = 0.0, None
+    if spec.closed_form:
+        train_seconds = fit_closed_form(spec, model, config, data, checkpointing)
+    elif initial_epoch < config.epochs:
+        train_seconds, eval_callback = fit(
+            spec, model, config, data, settings, checkpointing, initial_epoch, valid_evaluator
         )
-        callbacks = [
-            eval_callback,  # first, so TensorBoard and History see its val_ metrics
-            tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
-            CheckpointCallback(manager, epoch_var, settings.checkpoint_every),
-        ]
-        # A resumed run continues with fresh shuffles and negatives, not epoch 0's again.
-        train_inputs = spec.train_inputs(data, config, settings.seed + initial_epoch)
-        start = time.perf_counter()
-        model.fit(
-            train_inputs,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=settings.verbose,
-        )
-        train_seconds = time.perf_counter() - start
-        if model.stop_training:  # stopped early: the run is complete, do not resume it
-            epoch_var.assign(config.epochs)
-        # Keep the restored best weights as the run's final checkpoint, for evaluate/export.
-        manager.save(checkpoint_number=int(epoch_var.numpy()) + 1)
-    elif not model.requires_training:
-        epoch_var.assign(0)
-        manager.save(checkpoint_number=0)
 
-    start = time.perf_counter()
-    valid_metrics = valid_evaluator(model)
-    test_metrics = _make_evaluator(data, "test", settings.metrics_k)(model)
-    eval_seconds = time.perf_counter() - start
+    valid_metrics, test_metrics, eval_seconds = evaluate_splits(
+        model, data, settings.metrics_k, valid_evaluator
+    )
     results = {
         "model": settings.model,
         "dataset": settings.dataset,
@@ -200,12 +281,12 @@ def train_and_evaluate(
         "valid": valid_metrics,
         "test": test_metrics,
         "best_epoch": getattr(eval_callback, "best_epoch", None),
-        "epochs_trained": int(epoch_var.numpy()),
+        "epochs_trained": checkpointing.finished,
         "timings": {"train_seconds": train_seconds, "eval_seconds": eval_seconds},
     }
-    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
     from mbrec_tf.serving.export import export_model
 
+    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
     results["export_path"] = export_model(
         model, data, export_dir, metadata={"run_config": run_config}
     )
@@ -238,7 +319,7 @@ def restore_run(
             data_dir or settings.get("data_dir"),
             manual_dir or settings.get("manual_dir"),
         )
-    model = prepare_model(spec, config, data)
+    model = spec.build(data, config)
     checkpoint, _ = _checkpoint(model)
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
     if latest is None:

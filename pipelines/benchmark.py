@@ -33,7 +33,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import registry, training  # noqa: E402
@@ -47,6 +47,7 @@ def define_flags() -> None:
     """All flags of the benchmark."""
     common.define_data_flags()
     common.define_model_flags()
+    flags.adopt_module_key_flags(common)
     flags.DEFINE_integer("warmup_epochs", 1, "Untimed epochs first (tracing).", lower_bound=0)
     flags.DEFINE_integer("timed_epochs", 5, "Timed training epochs.", lower_bound=1)
     flags.DEFINE_integer(
@@ -104,10 +105,10 @@ def time_training(
 ) -> tuple[Any, dict[str, Any]]:
     """Trains a fresh model for warm-up + timed epochs; returns it and the timed epochs."""
     tf.keras.utils.set_random_seed(seed)
-    model = training.prepare_model(spec, config, data)
+    model = training.build(spec, config, data)
     timer = EpochTimer()
     model.fit(
-        spec.train_inputs(data, config, seed),
+        spec.build_inputs(data, config, seed),
         epochs=warmup_epochs + timed_epochs,
         callbacks=[timer],
         verbose=0,
@@ -173,7 +174,7 @@ def run(
 ) -> dict[str, Any]:
     """Every figure of the benchmark for one model on already loaded data."""
     spec = registry.get(model_name)
-    if spec.train_inputs is None:
+    if spec.closed_form:
         raise ValueError(f"{model_name} has no training loop to time")
     config = registry.resolve_config(model_name, dataset, overrides)
     results: dict[str, Any] = {
@@ -266,4 +267,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

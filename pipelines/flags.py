@@ -1,8 +1,9 @@
-"""Flags shared by the pipelines, and one absl flag per model hyper-parameter.
+"""Flags shared by the pipelines, and the chosen model's hyper-parameter flags.
 
-Model flags are generated from the config dataclasses in the registry: a field
-`negative_weight` of any model's config becomes `--negative_weight`. Their default is
-None, meaning "the registry's default for this model and dataset".
+Only the model named by `--model` gets flags: every field of its config dataclass becomes an
+absl flag of the same name with that field's help text, so `--model=X --help` lists the
+common flags and exactly X's own, and a flag of another model is refused with one line.
+A model flag's default is None, meaning "the registry's default for this model and dataset".
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
 import typing  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from absl import app, flags  # noqa: E402
@@ -22,6 +26,8 @@ from mbrec_tf import registry  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_DATASET = "mbrec_synthetic"
+#: Exit status of a command-line mistake (flags, files, paths the user named).
+USAGE_ERROR = 2
 
 
 def define_data_flags() -> None:
@@ -36,62 +42,113 @@ def define_data_flags() -> None:
     flags.DEFINE_string("manual_dir", None, "Folder holding the dataset's raw files.")
 
 
-def _model_fields() -> dict[str, tuple[Any, str]]:
-    """Every hyper-parameter name across registered models -> (type, help)."""
-    fields: dict[str, tuple[Any, str]] = {}
-    helps: dict[str, dict[str, list[str]]] = {}  # name -> help text -> models using it
+def chosen_model(argv: Sequence[str]) -> str | None:
+    """The value of `--model` in a command line (before any `--`), or None."""
+    args = list(argv[1:])
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+        if arg == "--model" and index + 1 < len(args):
+            return args[index + 1]
+    return None
+
+
+def _all_model_fields() -> dict[str, list[str]]:
+    """Hyper-parameter name -> the registered models that have it."""
+    owners: dict[str, list[str]] = {}
     for spec in registry.REGISTRY.values():
-        types = config_lib.field_types(spec.config_cls)
-        for field in config_lib.dataclasses.fields(spec.config_cls):
-            hint = types[field.name]
-            help_text = field.metadata.get("help", field.name)
-            if field.name in fields and fields[field.name][0] != hint:
-                raise TypeError(
-                    f"hyper-parameter {field.name!r} has type {hint} in {spec.name} but "
-                    f"{fields[field.name][0]} elsewhere: one flag cannot serve both"
-                )
-            helps.setdefault(field.name, {}).setdefault(help_text, []).append(spec.name)
-            fields[field.name] = (hint, "")
-    return {
-        name: (
-            hint,
-            " | ".join(f"{text} ({', '.join(models)})" for text, models in helps[name].items()),
-        )
-        for name, (hint, _) in fields.items()
-    }
+        for field in dataclasses.fields(spec.config_cls):
+            owners.setdefault(field.name, []).append(spec.name)
+    return owners
 
 
-def define_model_flags() -> None:
-    """--model plus one flag per hyper-parameter of any registered model."""
-    flags.DEFINE_enum("model", None, sorted(registry.REGISTRY), "Model to train.")
-    for name, (hint, help_text) in _model_fields().items():
+def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
+    """--model plus one flag per hyper-parameter of the model `argv` names.
+
+    Returns that model's name (None when `--model` is absent or unknown: absl then reports
+    it while parsing).
+    """
+    argv = sys.argv if argv is None else argv
+    flags.DEFINE_enum(
+        "model",
+        None,
+        sorted(registry.REGISTRY),
+        "Model to train. `--model=<name> --help` also lists that model's own flags.",
+    )
+    model = chosen_model(argv)
+    if model not in registry.REGISTRY:
+        return None
+    config_cls = registry.get(model).config_cls
+    types = config_lib.field_types(config_cls)
+    for field in dataclasses.fields(config_cls):
+        hint, help_text = types[field.name], field.metadata.get("help", field.name)
         if typing.get_origin(hint) is tuple:
-            flags.DEFINE_list(name, None, help_text)
+            flags.DEFINE_list(field.name, None, help_text)
         elif hint is bool:
-            flags.DEFINE_bool(name, None, help_text)
+            flags.DEFINE_bool(field.name, None, help_text)
         elif hint is int:
-            flags.DEFINE_integer(name, None, help_text)
+            flags.DEFINE_integer(field.name, None, help_text)
         elif hint is float:
-            flags.DEFINE_float(name, None, help_text)
+            flags.DEFINE_float(field.name, None, help_text)
         else:
-            flags.DEFINE_string(name, None, help_text)
+            flags.DEFINE_string(field.name, None, help_text)
+    return model
 
 
 def model_overrides(model: str) -> dict[str, Any]:
-    """The hyper-parameter flags the user set, checked against `model`'s config."""
-    spec = registry.get(model)
-    own = set(config_lib.field_types(spec.config_cls))
+    """The hyper-parameter flags of `model` the user set."""
     overrides: dict[str, Any] = {}
-    for name in _model_fields():
-        value = FLAGS[name].value
-        if value is None:
-            continue
-        if name not in own:
-            raise app.UsageError(f"--{name} does not apply to --model={model}")
-        overrides[name] = value
+    for field in dataclasses.fields(registry.get(model).config_cls):
+        value = FLAGS[field.name].value
+        if value is not None:
+            overrides[field.name] = value
     return overrides
 
 
-def set_flags(parsed: dict[str, Any]) -> dict[str, Any]:
-    """The flags this program defines, with their values, for the run record."""
-    return {name: FLAGS[name].value for name in parsed}
+def usage_error(message: str) -> typing.NoReturn:
+    """One line on stderr, exit status 2: how every command-line mistake ends."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mbrec_tf"
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def _inapplicable_flag(argv: Sequence[str]) -> str | None:
+    """A message for the first flag that belongs to another model than `--model`'s."""
+    owners = _all_model_fields()
+    model = chosen_model(argv)
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            continue
+        name = arg.lstrip("-").split("=", 1)[0]
+        if name in FLAGS:
+            continue
+        field = name if name in owners else name[2:] if name.startswith("no") else None
+        if field not in owners:
+            continue
+        if model is None:
+            return f"--{name} is a model hyper-parameter: name the model with --model=..."
+        return (
+            f"--{name} does not apply to --model={model} "
+            f"(it is a flag of {', '.join(owners[field])}; see --model={model} --help)"
+        )
+    return None
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+    """absl flag parsing with one-line errors (exit 2) for every flag mistake."""
+    message = _inapplicable_flag(argv)
+    if message:
+        usage_error(message)
+    try:
+        return FLAGS(list(argv))
+    except flags.Error as error:
+        usage_error(str(error))
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """Runs a pipeline's `main` with one-line flag errors (flags must be defined first)."""
+    app.run(main, flags_parser=parse_flags)

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import json  # noqa: E402
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import registry, training  # noqa: E402
@@ -29,6 +29,7 @@ def define_flags() -> None:
     """All flags of the training pipeline."""
     common.define_data_flags()
     common.define_model_flags()
+    flags.adopt_module_key_flags(common)  # --help lists the shared and the model's flags
     flags.DEFINE_string("model_dir", None, "Run directory (default: runs/<model>/<dataset>).")
     flags.DEFINE_string(
         "export_dir", None, "SavedModel base directory (default: <model_dir>/export)."
@@ -112,4 +113,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

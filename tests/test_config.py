@@ -39,7 +39,7 @@ def test_to_dict_is_json_friendly():
 
 def test_registry_resolves_defaults_then_dataset_then_overrides():
     spec = registry.get("popularity")
-    assert spec.train_inputs is None
+    assert spec.inputs is None
     config = registry.resolve_config("popularity", "anything", {"batch_size": 8})
     assert config.batch_size == 8
     with pytest.raises(ValueError, match="unknown model 'nope'"):

@@ -1,6 +1,16 @@
-"""The Recommender interface that evaluation, export and serving depend on."""
+"""The Recommender interface that evaluation, export and serving depend on, and the one
+training step every model shares.
+
+A model (a *scorer*) holds parameters and scoring only. Its Keras `call(batch, training)`
+returns what its task needs (per-behavior prediction inputs for whole-data models, the
+logits of each example's items for sampled ones); the task attached by `compile` turns
+them into a loss. `train_step` / `test_step` are defined here and nowhere else.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
@@ -11,17 +21,18 @@ class Recommender(tf.keras.Model):
     Subclasses implement `score_users` and `score_pairs`; factorised models (whose target
     score is a dot product `query · item`) also implement `query_embeddings` and
     `item_embeddings`, which lets evaluation and export use one matrix product and a TFRS
-    retrieval layer. A model never parses flags, reads files or computes metrics.
+    retrieval layer. Trainable models implement `call(batch, training)`: the forward pass
+    their task consumes. A model never parses flags, reads files or computes metrics.
     """
 
     def __init__(self, num_users: int, num_items: int, **kwargs):
         super().__init__(**kwargs)
         self.num_users = int(num_users)
         self.num_items = int(num_items)
+        self.task = None
+        self._trackers: list[tf.keras.metrics.Mean] = []
 
-    #: False for models fitted in closed form at construction (e.g. popularity).
-    requires_training: bool = True
-
+    # --- scoring ---------------------------------------------------------------------------
     def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
         """Target-behavior scores of every item, `[batch, num_items]`, for int `user_ids`."""
         if self.is_factorized:
@@ -56,10 +67,78 @@ class Recommender(tf.keras.Model):
             and cls.item_embeddings is not Recommender.item_embeddings
         )
 
-    def call(self, inputs, training: bool = False):
-        """Keras entry point: a dict with "user" (and optionally "item") ids -> scores."""
-        if isinstance(inputs, dict):
-            if "item" in inputs:
-                return self.score_pairs(inputs["user"], inputs["item"])
-            return self.score_users(inputs["user"])
-        return self.score_users(inputs)
+    def call(self, batch: Mapping[str, Any], training: bool = False) -> Any:
+        """The forward pass of a training batch, in the form this model's task consumes."""
+        raise NotImplementedError(f"{type(self).__name__} has no training forward pass")
+
+    # --- training ----------------------------------------------------------------------------
+    def compile(self, optimizer="adam", task=None, **kwargs) -> None:
+        """Keras `compile` plus the task whose loss `train_step` minimises."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.task = task
+        names = ("loss", *task.loss_names) if task is not None else ()
+        self._trackers = [tf.keras.metrics.Mean(name=name) for name in names]
+
+    @property
+    def metrics(self) -> list[tf.keras.metrics.Metric]:
+        return list(self._trackers)
+
+    def compute_loss(
+        self, batch: Mapping[str, Any], training: bool = False
+    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """(task loss, Σ `self.losses`, named parts) of a batch: one scorer and one task call.
+
+        `self.losses` holds the regularisers of the forward pass just made (weight
+        penalties, per-batch embedding penalties).
+        """
+        if self.task is None:
+            raise ValueError(f"{type(self).__name__} has no task: compile(task=...) first")
+        outputs = self(batch, training=training)
+        step = self.optimizer.iterations if training and self.optimizer is not None else None
+        task_loss, parts = self.task(batch, outputs, training=training, step=step)
+        regularization = tf.add_n(self.losses) if self.losses else tf.zeros_like(task_loss)
+        return task_loss, regularization, parts
+
+    def train_step(self, batch: Any) -> dict[str, tf.Tensor]:
+        """One gradient step on the task loss plus regularisers, replica-aware.
+
+        Under a `tf.distribute` strategy each replica sees part of the global batch and the
+        replicas' gradients are summed: a mean-reduced task loss and the regularisers
+        (which do not grow with the batch) are divided by the number of replicas, a
+        sum-reduced task loss (additive over the batch) is not.
+        """
+        batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            task_loss, regularization, parts = self.compute_loss(batch, training=True)
+            if self.task.reduction == "sum":
+                scaled = task_loss + regularization / replicas
+            else:
+                scaled = (task_loss + regularization) / replicas
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(
+            (g, v) for g, v in zip(gradients, variables, strict=True) if g is not None
+        )
+        return self._track(task_loss, regularization, parts, replicas)
+
+    def test_step(self, batch: Any) -> dict[str, tf.Tensor]:
+        batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return self._track(*self.compute_loss(batch, training=False), replicas)
+
+    def _track(
+        self,
+        task_loss: tf.Tensor,
+        regularization: tf.Tensor,
+        parts: Mapping[str, tf.Tensor],
+        replicas: int,
+    ) -> dict[str, tf.Tensor]:
+        """Logs the objective of the global batch: the mean of the replicas' values of
+        `task loss × replicas` (sum-reduced) or `task loss` (mean-reduced), plus penalties."""
+        factor = replicas if self.task.reduction == "sum" else 1
+        values = {"loss": task_loss * factor + regularization}
+        values.update({name: value * factor for name, value in parts.items()})
+        for tracker in self._trackers:
+            tracker.update_state(values[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self._trackers}

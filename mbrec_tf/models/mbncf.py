@@ -26,31 +26,37 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
+from mbrec_tf.models.base import Recommender
 
 
 @dataclasses.dataclass(frozen=True)
-class MBNCFConfig(layers.SampledTrainingConfig):
+class MBNCFConfig(config_lib.SampledConfig):
     """Hyper-parameters of MBNCF."""
 
-    num_negatives: int = config_lib.field(3, "Sampled models: negatives drawn per positive pair.")
+    num_negatives: int = config_lib.field(3, "Negatives drawn per positive pair.")
     negative_sampler: str = config_lib.field(
         "supportive",
-        "Sampled models (bpr, gmf, mlp, neumf, mbncf): uniform (items without a target "
-        "training interaction), supportive (items touched only through supportive behaviors, "
-        "filled up uniformly) or level (MC-BPR levels).",
+        "supportive (the paper's: items touched only through supportive behaviors, filled "
+        "up uniformly), uniform (items without a target training interaction) or level "
+        "(MC-BPR levels).",
     )
-    mf_dim: int = config_lib.field(8, "NCF/MBNCF: size of the MF (GMF) embeddings.")
-    mlp_dim: int = config_lib.field(8, "NCF/MBNCF: size of the MLP embeddings (per side).")
+    mf_dim: int = config_lib.field(8, "Size of the MF embeddings.")
+    mlp_dim: int = config_lib.field(8, "Size of the MLP embeddings (per side).")
     hidden_layers: tuple[int, ...] = config_lib.field(
-        (16, 8), "NCF/MBNCF: sizes of the ReLU layers of each MLP tower / branch."
+        (16, 8), "Sizes of the ReLU layers of each behavior's MLP branch."
     )
     target_branch_only: bool = config_lib.field(
-        False, "MBNCF: keep only the target behavior's MLP branch (ablation)."
+        False, "Ablation: keep only the target behavior's MLP branch."
     )
+
+    @property
+    def behavior_masks(self) -> bool:  # type: ignore[override]
+        """Supportive branches learn only from pairs with their behavior: batches need masks."""
+        return not self.target_branch_only
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        layers.check_layers(self.hidden_layers)
+        config_lib.check_layers(self.hidden_layers)
         if self.mf_dim < 1 or self.mlp_dim < 1:
             raise ValueError(f"mf_dim and mlp_dim must be >= 1, got {self.mf_dim}, {self.mlp_dim}")
 
@@ -63,13 +69,7 @@ DATASET_DEFAULTS = {
 }
 
 
-def mask_gradient(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """`values` unchanged forward; gradient flows only where `mask` is 1."""
-    mask = tf.cast(mask, values.dtype)
-    return mask * values + (1.0 - mask) * tf.stop_gradient(values)
-
-
-class MBNCF(layers.SampledRecommender):
+class MBNCF(Recommender):
     """MF + multi-branch MLP; `branches` are behavior names, the target last."""
 
     def __init__(
@@ -82,19 +82,19 @@ class MBNCF(layers.SampledRecommender):
         mlp_dim: int = 8,
         hidden_layers: Sequence[int] = (16, 8),
         init_std: float = 0.01,
-        loss: str = "pairwise",
         embedding_l2: float = 0.0,
         **kwargs,
     ):
-        super().__init__(num_users, num_items, loss=loss, embedding_l2=embedding_l2, **kwargs)
+        super().__init__(num_users, num_items, **kwargs)
         if not branches:
             raise ValueError("MBNCF needs at least the target behavior's branch")
         self.branch_behaviors = tuple(branches)
         self.mf_dim = int(mf_dim)
-        self.mf_user = layers.embedding(num_users, mf_dim, init_std, "mf_user")
-        self.mf_item = layers.embedding(num_items, mf_dim, init_std, "mf_item")
-        self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user")
-        self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item")
+        l2 = float(embedding_l2)
+        self.mf_user = layers.embedding(num_users, mf_dim, init_std, "mf_user", l2)
+        self.mf_item = layers.embedding(num_items, mf_dim, init_std, "mf_item", l2)
+        self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
+        self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
         self.branches = [
             layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, init_std, name=f"branch_{i}")
             for i in range(len(self.branch_behaviors))
@@ -124,21 +124,22 @@ class MBNCF(layers.SampledRecommender):
         for behavior, branch in zip(self.branch_behaviors, self.branches, strict=True):
             output = branch(mlp_users, mlp_items)
             if masks is not None and behavior != self.target:
-                output = mask_gradient(output, masks[behavior][..., None])
+                output = layers.mask_gradient(output, masks[behavior][..., None])
             outputs.append(output)
         return self._score(mf_users * mf_items, outputs)
 
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         return self._pair_scores(user_ids, item_ids, masks=None)
 
-    def example_scores(self, batch: dict, training: bool = False) -> tf.Tensor:
-        items = tf.concat([batch["positive"][:, None], batch["negatives"]], axis=1)
+    def call(self, batch: dict, training: bool = False) -> dict:
+        """Logits `[B, 1 + n]` of each example's items; in training, supportive branches get
+        gradients only where the batch's `behavior_mask` says the pair has their behavior."""
         masks = batch.get("behavior_mask", {}) if training else None
         if masks is not None:
             missing = [b for b in self.branch_behaviors[:-1] if b not in masks]
             if missing:
                 raise ValueError(f"training batches lack behavior masks for {missing}")
-        return self._pair_scores(batch["user"], items, masks)
+        return {"scores": self._pair_scores(batch["user"], layers.example_items(batch), masks)}
 
     def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
         weights, bias = self.fusion.kernel[:, 0], self.fusion.bias[0]
@@ -161,19 +162,6 @@ class MBNCF(layers.SampledRecommender):
         chunk = layers.chunk_size_for(self.num_items, width)
         return layers.chunked_user_scores(chunk_scores, user_ids, chunk)
 
-    def regularization(self, batch: dict) -> tf.Tensor:
-        vectors = []
-        for user_layer, item_layer in (
-            (self.mf_user, self.mf_item),
-            (self.mlp_user, self.mlp_item),
-        ):
-            vectors += [
-                user_layer(batch["user"]),
-                item_layer(batch["positive"]),
-                item_layer(batch["negatives"]),
-            ]
-        return layers.mean_squared_norm(*vectors)
-
 
 def branches_for(data: MultiBehaviorData, config: MBNCFConfig) -> tuple[str, ...]:
     """The behaviors that get a branch: all of the dataset's, or just the target."""
@@ -189,11 +177,5 @@ def build(data: MultiBehaviorData, config: MBNCFConfig) -> MBNCF:
         mlp_dim=config.mlp_dim,
         hidden_layers=config.hidden_layers,
         init_std=config.init_std,
-        loss=config.loss,
         embedding_l2=config.embedding_l2,
     )
-
-
-def train_inputs(data: MultiBehaviorData, config: MBNCFConfig, seed: int) -> tf.data.Dataset:
-    supportive = branches_for(data, config)[:-1]
-    return layers.sampled_train_inputs(data, config, seed, mask_behaviors=supportive)

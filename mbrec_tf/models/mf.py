@@ -1,8 +1,8 @@
 """BPR: matrix factorisation trained with the pairwise loss on uniform negatives.
 
 score(u, v) = p_u . q_v. Factorised (query = p_u, items = Q), so evaluation and export use
-one matrix product. The loss is -log sigmoid(s_pos - s_neg) = softplus(s_neg - s_pos),
-plus `embedding_l2` times the squared norms of the batch's embeddings.
+one matrix product. Trained by the sampled task (pairwise: softplus(s_neg - s_pos)), plus
+`embedding_l2` times the squared norms of the batch's embeddings.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
+from mbrec_tf.models.base import Recommender
 
 
 @dataclasses.dataclass(frozen=True)
-class BPRConfig(layers.SampledTrainingConfig):
+class BPRConfig(config_lib.SampledConfig):
     """BPR: `embedding_dim` factors, one uniform negative per positive by default."""
 
     batch_size: int = config_lib.field(1024, "Training examples (positive pairs) per batch.")
     embedding_l2: float = config_lib.field(
-        1e-5, "Sampled models: L2 penalty on each batch's embeddings (per example)."
+        1e-5, "L2 penalty on each batch's embeddings (per example)."
     )
 
 
@@ -33,8 +34,11 @@ DATASET_DEFAULTS = {
 }
 
 
-class MatrixFactorization(layers.SampledRecommender):
-    """User and item embedding tables whose dot product is the target score."""
+class MatrixFactorization(Recommender):
+    """User and item embedding tables whose dot product is the target score.
+
+    `embedding_l2` penalises the embeddings each training batch looks up (per example).
+    """
 
     def __init__(
         self,
@@ -43,13 +47,13 @@ class MatrixFactorization(layers.SampledRecommender):
         dim: int,
         *,
         init_std: float = 0.01,
-        loss: str = "pairwise",
         embedding_l2: float = 0.0,
         **kwargs,
     ):
-        super().__init__(num_users, num_items, loss=loss, embedding_l2=embedding_l2, **kwargs)
-        self.user_embedding = layers.embedding(num_users, dim, init_std, "user_embedding")
-        self.item_embedding = layers.embedding(num_items, dim, init_std, "item_embedding")
+        super().__init__(num_users, num_items, **kwargs)
+        l2 = float(embedding_l2)
+        self.user_embedding = layers.embedding(num_users, dim, init_std, "user_embedding", l2)
+        self.item_embedding = layers.embedding(num_items, dim, init_std, "item_embedding", l2)
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
         return self.user_embedding(user_ids)
@@ -64,12 +68,10 @@ class MatrixFactorization(layers.SampledRecommender):
             users = users[:, None, :]
         return tf.reduce_sum(users * items, axis=-1)
 
-    def regularization(self, batch: dict) -> tf.Tensor:
-        return layers.mean_squared_norm(
-            self.user_embedding(batch["user"]),
-            self.item_embedding(batch["positive"]),
-            self.item_embedding(batch["negatives"]),
-        )
+    def call(self, batch: dict, training: bool = False) -> dict:
+        """Logits `[B, 1 + n]` of each example's positive (column 0) and negatives."""
+        del training
+        return {"scores": self.score_pairs(batch["user"], layers.example_items(batch))}
 
 
 def build(data: MultiBehaviorData, config: BPRConfig) -> MatrixFactorization:
@@ -78,10 +80,5 @@ def build(data: MultiBehaviorData, config: BPRConfig) -> MatrixFactorization:
         data.num_items,
         config.embedding_dim,
         init_std=config.init_std,
-        loss=config.loss,
         embedding_l2=config.embedding_l2,
     )
-
-
-def train_inputs(data: MultiBehaviorData, config: BPRConfig, seed: int) -> tf.data.Dataset:
-    return layers.sampled_train_inputs(data, config, seed)

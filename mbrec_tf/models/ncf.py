@@ -3,7 +3,7 @@
 - GMF:   score = w_g . (p_u ⊙ q_v) + b  (factorised: query [p_u ⊙ w_g ; 1], items [q_v ; b]).
 - MLP:   score = w_m . MLP([p'_u ; q'_v]) + b, ReLU layers `hidden_layers`.
 - NeuMF: score = w . [p_u ⊙ q_v ; MLP([p'_u ; q'_v])] + b, separate GMF and MLP embeddings.
-Trained with the pointwise log-loss on 4 uniform negatives per positive by default.
+Trained by the sampled task, pointwise log-loss on 4 uniform negatives per positive by default.
 NeuMF can start from trained GMF and MLP runs (`pretrained_gmf`, `pretrained_mlp`): their
 embeddings and tower are copied, the prediction layer is alpha/(1 - alpha) of theirs.
 `embedding_dim` is unused here: `mf_dim` and `mlp_dim` size the two embeddings.
@@ -20,25 +20,24 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
+from mbrec_tf.models.base import Recommender
 
 GMF, MLP, NEUMF = "gmf", "mlp", "neumf"
 MODES = (GMF, MLP, NEUMF)
 
 
 @dataclasses.dataclass(frozen=True)
-class NCFConfig(layers.SampledTrainingConfig):
+class NCFConfig(config_lib.SampledConfig):
     """Hyper-parameters of gmf, mlp and neumf (He et al.'s defaults)."""
 
-    num_negatives: int = config_lib.field(4, "Sampled models: negatives drawn per positive pair.")
+    num_negatives: int = config_lib.field(4, "Negatives drawn per positive pair.")
     loss: str = config_lib.field(
-        "pointwise",
-        "Training loss. Sampled models: pairwise (softplus(s_neg - s_pos)) or pointwise "
-        "(log-loss); EHCF: decoupled or dense.",
+        "pointwise", "pointwise (binary log-loss, NCF's) or pairwise (softplus(s_neg - s_pos))."
     )
-    mf_dim: int = config_lib.field(8, "NCF/MBNCF: size of the MF (GMF) embeddings.")
-    mlp_dim: int = config_lib.field(32, "NCF/MBNCF: size of the MLP embeddings (per side).")
+    mf_dim: int = config_lib.field(8, "Size of the GMF embeddings (gmf, neumf).")
+    mlp_dim: int = config_lib.field(32, "Size of the MLP embeddings, per side (mlp, neumf).")
     hidden_layers: tuple[int, ...] = config_lib.field(
-        (32, 16, 8), "NCF/MBNCF: sizes of the ReLU layers of each MLP tower / branch."
+        (32, 16, 8), "Sizes of the ReLU layers of the MLP tower (mlp, neumf)."
     )
     pretrained_gmf: str = config_lib.field(
         "", "NeuMF: model_dir (or checkpoint) of a trained gmf run to initialise from."
@@ -49,7 +48,7 @@ class NCFConfig(layers.SampledTrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        layers.check_layers(self.hidden_layers)
+        config_lib.check_layers(self.hidden_layers)
         if self.mf_dim < 1 or self.mlp_dim < 1:
             raise ValueError(f"mf_dim and mlp_dim must be >= 1, got {self.mf_dim}, {self.mlp_dim}")
         if bool(self.pretrained_gmf) != bool(self.pretrained_mlp):
@@ -66,8 +65,8 @@ DATASET_DEFAULTS = {
 }
 
 
-class NCF(layers.SampledRecommender):
-    """GMF, MLP or NeuMF depending on `mode`."""
+class NCF(Recommender):
+    """GMF, MLP or NeuMF depending on `mode`; `embedding_l2` penalises a batch's embeddings."""
 
     def __init__(
         self,
@@ -79,22 +78,23 @@ class NCF(layers.SampledRecommender):
         mlp_dim: int = 32,
         hidden_layers: tuple[int, ...] = (32, 16, 8),
         init_std: float = 0.01,
-        loss: str = "pointwise",
         embedding_l2: float = 0.0,
         **kwargs,
     ):
-        super().__init__(num_users, num_items, loss=loss, embedding_l2=embedding_l2, **kwargs)
+        super().__init__(num_users, num_items, **kwargs)
         if mode not in MODES:
             raise ValueError(f"NCF mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.mf_dim = int(mf_dim) if mode != MLP else 0
         width = self.mf_dim
         if self.uses_gmf:
-            self.gmf_user = layers.embedding(num_users, mf_dim, init_std, "gmf_user")
-            self.gmf_item = layers.embedding(num_items, mf_dim, init_std, "gmf_item")
+            l2 = float(embedding_l2)
+            self.gmf_user = layers.embedding(num_users, mf_dim, init_std, "gmf_user", l2)
+            self.gmf_item = layers.embedding(num_items, mf_dim, init_std, "gmf_item", l2)
         if self.uses_mlp:
-            self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user")
-            self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item")
+            l2 = float(embedding_l2)
+            self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
+            self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
             self.mlp_tower = layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, name="mlp_tower")
             width += self.mlp_tower.output_dim
         self.prediction = layers.dense(1, width, "prediction", initializer="lecun_uniform")
@@ -154,20 +154,10 @@ class NCF(layers.SampledRecommender):
         bias = tf.fill([self.num_items, 1], self.prediction.bias[0])
         return tf.concat([items, bias], axis=1)
 
-    def regularization(self, batch: dict) -> tf.Tensor:
-        vectors = []
-        for enabled, user_table, item_table in (
-            (self.uses_gmf, "gmf_user", "gmf_item"),
-            (self.uses_mlp, "mlp_user", "mlp_item"),
-        ):
-            if enabled:
-                user_layer, item_layer = getattr(self, user_table), getattr(self, item_table)
-                vectors += [
-                    user_layer(batch["user"]),
-                    item_layer(batch["positive"]),
-                    item_layer(batch["negatives"]),
-                ]
-        return layers.mean_squared_norm(*vectors)
+    def call(self, batch: dict, training: bool = False) -> dict:
+        """Logits `[B, 1 + n]` of each example's positive (column 0) and negatives."""
+        del training
+        return {"scores": self.score_pairs(batch["user"], layers.example_items(batch))}
 
     # --- NeuMF pre-training --------------------------------------------------------------------
     def load_pretrained(self, gmf: NCF, mlp: NCF, alpha: float = 0.5) -> None:
@@ -228,7 +218,6 @@ def build(data: MultiBehaviorData, config: NCFConfig, mode: str = NEUMF) -> NCF:
             mlp_dim=config.mlp_dim,
             hidden_layers=config.hidden_layers,
             init_std=config.init_std,
-            loss=config.loss,
             embedding_l2=config.embedding_l2,
         )
 
@@ -244,7 +233,3 @@ def build(data: MultiBehaviorData, config: NCFConfig, mode: str = NEUMF) -> NCF:
 build_gmf = functools.partial(build, mode=GMF)
 build_mlp = functools.partial(build, mode=MLP)
 build_neumf = functools.partial(build, mode=NEUMF)
-
-
-def train_inputs(data: MultiBehaviorData, config: NCFConfig, seed: int) -> tf.data.Dataset:
-    return layers.sampled_train_inputs(data, config, seed)

@@ -21,10 +21,9 @@ class Popularity(Recommender):
     """Scores are log(1 + target training count), the same for every user.
 
     Written as a rank-1 factorised model (query = 1, item vector = score), so it goes
-    through the same matrix-product evaluation and retrieval export as EHCF or BPR.
+    through the same matrix-product evaluation and retrieval export as EHCF or BPR. The
+    scores are set in closed form (`mbrec_tf.tasks.PopularityFit`) or from `item_counts`.
     """
-
-    requires_training = False
 
     def __init__(self, item_counts: np.ndarray, num_users: int, **kwargs):
         super().__init__(num_users=num_users, num_items=len(item_counts), **kwargs)
@@ -42,5 +41,6 @@ class Popularity(Recommender):
 
 
 def build(data: MultiBehaviorData, config: PopularityConfig) -> Popularity:
+    """An unfitted popularity model (every score 0) for `data`."""
     del config
-    return Popularity(data.item_popularity(), num_users=data.num_users)
+    return Popularity(np.zeros(data.num_items), num_users=data.num_users)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.data.pairs import contains, pair_keys
+from mbrec_tf.data.keys import contains, pair_keys
 from mbrec_tf.sampling.pools import ComplementPool, RowPool
 
 

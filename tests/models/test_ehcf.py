@@ -1,13 +1,15 @@
-"""EHCF: exactness of the decoupled loss in the model, transfer, ablations and training."""
+"""EHCF: exactness of its whole-data task, transfer, ablations and training."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mbrec_tf import registry
-from mbrec_tf.data.inputs import ragged_rows, user_batches
+from mbrec_tf import config as config_lib
+from mbrec_tf import optimizers, registry
 from mbrec_tf.data.testing import random_data
+from mbrec_tf.inputs import ragged_rows, user_batches
 from mbrec_tf.models import ehcf
+from mbrec_tf.tasks import whole_data
 
 BEHAVIORS = ("view", "cart", "buy")
 
@@ -24,26 +26,48 @@ def _full_batch(data, behaviors=BEHAVIORS):
 
 
 def _model(data, dtype="float32", **overrides) -> ehcf.EHCF:
+    """An EHCF scorer compiled with its whole-data task (`model.task`)."""
     config = ehcf.EHCFConfig(embedding_dim=4, **overrides)
     tf.keras.utils.set_random_seed(0)
-    model = ehcf.make_model(data, config) if dtype == "float32" else _float64_model(data, config)
-    return model
+    model = ehcf.build(data, config)
+    _compile(model, config, data)
+    return model if dtype == "float32" else _float64_model(data, config, model)
 
 
-def _float64_model(data, config) -> ehcf.EHCF:
-    reference = ehcf.make_model(data, config)
-    weights = [reference.negative_weight(k).numpy() for k in range(len(data.behaviors))]
-    return ehcf.EHCF(
+def _compile(model: ehcf.EHCF, config: ehcf.EHCFConfig, data, task=None) -> None:
+    task = task or whole_data.whole_data_task(data, config)
+    model.compile(optimizer=optimizers.make_optimizer(config), task=task)
+
+
+def _float64_model(data, config, reference: ehcf.EHCF) -> ehcf.EHCF:
+    """A float64 copy of `reference`'s structure and task (new random values)."""
+    model = ehcf.EHCF(
         data.num_users,
         data.num_items,
         data.behaviors,
         embedding_dim=config.embedding_dim,
-        negative_weights=weights,
-        loss_coefficients=reference.loss_coefficients,
         predecessors=reference.predecessors,
         keep_prob=config.keep_prob,
         dtype="float64",
     )
+    weights = [reference.task.negative_weight(k).numpy() for k in range(len(data.behaviors))]
+    task = whole_data.WholeDataTask(
+        data.behaviors, data.num_items, weights, reference.task.loss_coefficients
+    )
+    _compile(model, config, data, task)
+    return model
+
+
+def _losses(model: ehcf.EHCF, users, positives, loss=None) -> list[tf.Tensor]:
+    """L̃_k of every behavior (no dropout): one scorer call, then the task."""
+    outputs = model({"user": users, "positives": positives})
+    return model.task.behavior_losses(positives, outputs, loss=loss)
+
+
+def _objective(model: ehcf.EHCF, losses) -> tf.Tensor:
+    """Σ λ_k L̃_k plus the model's regularisers (ℓ2 on the transfer matrices)."""
+    total = model.task.objective(losses)
+    return total + tf.add_n(model.losses) if model.losses else total
 
 
 def _brute_force_losses(model: ehcf.EHCF, data) -> list[float]:
@@ -55,7 +79,8 @@ def _brute_force_losses(model: ehcf.EHCF, data) -> list[float]:
         h = model.prediction_vectors()[k].numpy()
         scores = (users * h) @ items.T
         labels = data.train[behavior].toarray()
-        negative = np.broadcast_to(model.negative_weight(k).numpy(), labels.shape)
+        weight = model.task.negative_weight(k, model.item_table.dtype).numpy()
+        negative = np.broadcast_to(weight, labels.shape)
         weights = np.where(labels > 0, 1.0, negative)
         losses.append(float(np.sum(weights * (labels - scores) ** 2) - labels.sum()))
     return losses
@@ -74,9 +99,9 @@ def test_decoupled_loss_is_exact(data, alpha, no_transfer):
     assert model.user_table.dtype == tf.float64
     users, positives = _full_batch(data)
     with tf.GradientTape(persistent=True) as tape:
-        decoupled = model.behavior_losses(users, positives, loss="decoupled")
-        dense = model.behavior_losses(users, positives, loss="dense")
-        decoupled_total, dense_total = model.objective(decoupled), model.objective(dense)
+        decoupled = _losses(model, users, positives, loss="decoupled")
+        dense = _losses(model, users, positives, loss="dense")
+        decoupled_total, dense_total = _objective(model, decoupled), _objective(model, dense)
     expected = _brute_force_losses(model, data)
     np.testing.assert_allclose([float(x) for x in decoupled], expected, rtol=1e-10)
     np.testing.assert_allclose([float(x) for x in dense], expected, rtol=1e-10)
@@ -98,7 +123,7 @@ def test_item_dependent_weights_follow_popularity(data):
     for k, behavior in enumerate(BEHAVIORS):
         counts = data.item_popularity(behavior)
         expected = 0.1 * data.num_items * counts / counts.sum()
-        np.testing.assert_allclose(model.negative_weight(k).numpy(), expected, rtol=1e-5)
+        np.testing.assert_allclose(model.task.negative_weight(k).numpy(), expected, rtol=1e-5)
 
 
 def test_transfer_and_scores(data):
@@ -132,16 +157,17 @@ def test_transfer_dag_and_parsing():
     assert ehcf.transfer_predecessors(BEHAVIORS, no_transfer=True) == [[], [], []]
     with pytest.raises(ValueError, match="earlier"):
         ehcf.transfer_predecessors(BEHAVIORS, ("buy>view",))
-    assert ehcf.per_behavior(("0.1",), BEHAVIORS, "w", 1.0) == [0.1, 0.1, 0.1]
-    assert ehcf.per_behavior((), BEHAVIORS, "w", 1.0) == [1.0, 1.0, 1.0]
-    assert ehcf.per_behavior(("view:0.05", "cart:0.8", "buy:0.15"), ("cart", "buy"), "l", 1) == [
+    per_behavior = config_lib.per_behavior
+    assert per_behavior(("0.1",), BEHAVIORS, "w", 1.0) == [0.1, 0.1, 0.1]
+    assert per_behavior((), BEHAVIORS, "w", 1.0) == [1.0, 1.0, 1.0]
+    assert per_behavior(("view:0.05", "cart:0.8", "buy:0.15"), ("cart", "buy"), "l", 1) == [
         0.8,
         0.15,
     ]
     with pytest.raises(ValueError, match="no value"):
-        ehcf.per_behavior(("cart:0.8",), ("cart", "buy"), "l", 1.0)
+        per_behavior(("cart:0.8",), ("cart", "buy"), "l", 1.0)
     with pytest.raises(ValueError, match="2 values for 3"):
-        ehcf.per_behavior(("1", "2"), BEHAVIORS, "l", 1.0)
+        per_behavior(("1", "2"), BEHAVIORS, "l", 1.0)
 
 
 def test_registry_defaults_give_the_authors_cart_buy_coefficients():
@@ -149,9 +175,9 @@ def test_registry_defaults_give_the_authors_cart_buy_coefficients():
     assert (config.embedding_dim, config.learning_rate, config.optimizer) == (64, 0.05, "adagrad")
     assert (config.batch_size, config.keep_prob, config.epochs) == (256, 0.8, 200)
     cart_buy = random_data(num_users=6, num_items=9, behaviors=("cart", "buy"))
-    model = registry.get("ehcf").build(cart_buy, config)
-    np.testing.assert_allclose(model.loss_coefficients, [0.8 / 0.95, 0.15 / 0.95])
-    assert [float(model.negative_weight(k)) for k in range(2)] == pytest.approx([0.1, 0.1])
+    task = registry.get("ehcf").build_task(cart_buy, config)
+    np.testing.assert_allclose(task.loss_coefficients, [0.8 / 0.95, 0.15 / 0.95])
+    assert [float(task.negative_weight(k)) for k in range(2)] == pytest.approx([0.1, 0.1])
     assert registry.resolve_config("ehcf", "taobao").negative_weight == ("0.01",)
 
 
@@ -164,24 +190,24 @@ def test_ehcf_sin_and_behavior_ablation(data):
         "user_embeddings",
         "item_embeddings",
     ]
-    batch = next(iter(registry.get("ehcf_sin").train_inputs(data, config, 0)))
+    batch = next(iter(registry.get("ehcf_sin").build_inputs(data, config, 0)))
     assert set(batch["positives"]) == {"buy"}
 
     ablation = ehcf.EHCFConfig(embedding_dim=4, batch_size=5, behaviors=("cart", "buy"))
     model = registry.get("ehcf").build(data, ablation)
     assert model.behaviors == ("cart", "buy")
-    batch = next(iter(registry.get("ehcf").train_inputs(data, ablation, 0)))
+    batch = next(iter(registry.get("ehcf").build_inputs(data, ablation, 0)))
     assert set(batch["positives"]) == {"cart", "buy"}
 
 
 def test_train_step_lowers_the_loss_and_logs_each_behavior(data):
     model = _model(data, keep_prob=1.0)
-    ehcf.compile_model(model, ehcf.EHCFConfig(optimizer="sgd", learning_rate=0.01))
+    _compile(model, ehcf.EHCFConfig(optimizer="sgd", learning_rate=0.01), data)
     users, positives = _full_batch(data)
     batch = {"user": users, "positives": positives}
-    before = float(model.objective(model.behavior_losses(users, positives)))
+    before = float(_objective(model, _losses(model, users, positives)))
     logs = model.train_step(batch)
-    after = float(model.objective(model.behavior_losses(users, positives)))
+    after = float(_objective(model, _losses(model, users, positives)))
     assert after < before
     assert set(logs) == {"loss", "loss/view", "loss/cart", "loss/buy"}
     assert float(logs["loss"]) == pytest.approx(before, rel=1e-5)
@@ -190,7 +216,6 @@ def test_train_step_lowers_the_loss_and_logs_each_behavior(data):
 def test_alternate_tasks_trains_one_behavior_per_step(data):
     # No l2 on the transfer matrices here: it would move them at every step.
     model = _model(data, keep_prob=1.0, alternate_tasks=True, transfer_l2=0.0)
-    ehcf.compile_model(model, ehcf.EHCFConfig())
     users, positives = _full_batch(data)
     batch = {"user": users, "positives": positives}
 
@@ -219,9 +244,10 @@ def test_fit_overfits_the_training_data():
     data = random_data(num_users=30, num_items=40, seed=0)
     config = ehcf.EHCFConfig(embedding_dim=16, batch_size=8, keep_prob=1.0, learning_rate=0.1)
     tf.keras.utils.set_random_seed(0)
-    model = ehcf.build(data, config)
-    ehcf.compile_model(model, config)
-    history = model.fit(ehcf.train_inputs(data, config, 0), epochs=40, verbose=0)
+    spec = registry.get("ehcf")
+    model = spec.build(data, config)
+    spec.compile(model, data, config)
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=40, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     # Training purchases should now rank in each user's top 10 of 40 items; a random
     # ranking puts 25% there.
@@ -235,8 +261,8 @@ def test_fit_overfits_the_training_data():
 def test_dense_loss_trains_through_fit(data):
     config = ehcf.EHCFConfig(embedding_dim=4, batch_size=6, loss="dense")
     model = ehcf.build(data, config)
-    ehcf.compile_model(model, config)
-    history = model.fit(user_batches(data, 6), epochs=2, verbose=0)
+    _compile(model, config, data)
+    history = model.fit(user_batches(data, config), epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
 
 
@@ -245,12 +271,12 @@ def test_checkpoint_restore_and_export_serve_the_same_ranking(data, tmp_path):
 
     config = ehcf.EHCFConfig(embedding_dim=4, batch_size=6, keep_prob=1.0)
     model = ehcf.build(data, config)
-    ehcf.compile_model(model, config)
-    model.fit(ehcf.train_inputs(data, config, 0), epochs=2, verbose=0)
+    _compile(model, config, data)
+    model.fit(user_batches(data, config), epochs=2, verbose=0)
     path = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(str(tmp_path / "ck"))
 
     restored = ehcf.build(data, config)
-    ehcf.compile_model(restored, config)
+    _compile(restored, config, data)
     tf.train.Checkpoint(model=restored, optimizer=restored.optimizer).restore(path)
     # One more step on both: equal only if the Adagrad accumulators were restored too.
     users, positives = _full_batch(data)

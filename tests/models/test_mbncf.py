@@ -8,6 +8,7 @@ from model_helpers import train_hit_rate
 from mbrec_tf import registry
 from mbrec_tf.data.testing import random_data
 from mbrec_tf.models import layers, mbncf
+from mbrec_tf.tasks import SampledTask
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def test_mask_gradient_keeps_values_and_masks_gradients():
     values = tf.Variable([[1.0, -2.0], [3.0, 4.0]])
     mask = tf.constant([[1.0, 0.0], [0.0, 1.0]])
     with tf.GradientTape() as tape:
-        masked = mbncf.mask_gradient(values, mask)
+        masked = layers.mask_gradient(values, mask)
         total = tf.reduce_sum(masked * tf.constant([[2.0, 3.0], [5.0, 7.0]]))
     np.testing.assert_array_equal(masked, values)
     np.testing.assert_array_equal(tape.gradient(total, values), [[2.0, 0.0], [0.0, 7.0]])
@@ -49,7 +50,7 @@ def _branch_weights(model: mbncf.MBNCF) -> list[list[np.ndarray]]:
 @pytest.mark.parametrize("cart_present", [False, True])
 def test_a_supportive_branch_learns_only_from_pairs_with_its_behavior(cart_present):
     model = _model()
-    model.compile(optimizer=tf.keras.optimizers.SGD(0.5))
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), task=SampledTask("pairwise"))
     before = _branch_weights(model)
     model.train_on_batch(_batch(view_mask=1.0, cart_mask=float(cart_present)))
     after = _branch_weights(model)
@@ -64,12 +65,10 @@ def test_the_mask_only_changes_gradients_not_scores():
     model = _model()
     batch = _batch(view_mask=0.0, cart_mask=0.0)
     np.testing.assert_allclose(
-        model.example_scores(batch, training=True), model.example_scores(batch), rtol=1e-6
+        model(batch, training=True)["scores"], model(batch)["scores"], rtol=1e-6
     )
     with pytest.raises(ValueError, match="lack behavior masks"):
-        model.example_scores(
-            {**batch, "behavior_mask": {"view": batch["behavior_mask"]["view"]}}, training=True
-        )
+        model({**batch, "behavior_mask": {"view": batch["behavior_mask"]["view"]}}, training=True)
 
 
 @pytest.mark.parametrize("branches", [("view", "cart", "buy"), ("buy",)])
@@ -88,11 +87,11 @@ def test_the_target_branch_only_ablation_drops_supportive_branches_and_masks(dat
     config = registry.resolve_config("mbncf", data.name, {"target_branch_only": True})
     model = registry.get("mbncf").build(data, config)
     assert model.branch_behaviors == ("buy",) and len(model.branches) == 1
-    batch = next(iter(registry.get("mbncf").train_inputs(data, config, 0)))
+    batch = next(iter(registry.get("mbncf").build_inputs(data, config, 0)))
     assert "behavior_mask" not in batch
     full = registry.resolve_config("mbncf", data.name, {})
     assert (full.num_negatives, full.negative_sampler, full.loss) == (3, "supportive", "pairwise")
-    batch = next(iter(registry.get("mbncf").train_inputs(data, full, 0)))
+    batch = next(iter(registry.get("mbncf").build_inputs(data, full, 0)))
     assert sorted(batch["behavior_mask"]) == ["cart", "view"]
 
 
@@ -113,8 +112,8 @@ def _fit(data, sampler: str) -> mbncf.MBNCF:
     )
     spec = registry.get("mbncf")
     model = spec.build(data, config)
-    registry.default_compile(model, config)
-    history = model.fit(spec.train_inputs(data, config, 0), epochs=config.epochs, verbose=0)
+    spec.compile(model, data, config)
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=config.epochs, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.3 * losses[0]
     return model

@@ -8,6 +8,7 @@ from model_helpers import train_hit_rate
 from mbrec_tf import registry
 from mbrec_tf.data.testing import random_data
 from mbrec_tf.models import mf
+from mbrec_tf.tasks import SampledTask
 
 
 def test_bpr_is_factorised_and_its_scores_agree_everywhere():
@@ -26,6 +27,7 @@ def test_bpr_is_factorised_and_its_scores_agree_everywhere():
 
 def test_the_l2_penalty_is_added_to_the_pairwise_loss():
     model = mf.MatrixFactorization(3, 4, 2, init_std=0.5, embedding_l2=0.1)
+    model.compile(task=SampledTask("pairwise"))
     batch = {
         "user": tf.constant([0, 2]),
         "positive": tf.constant([1, 3]),
@@ -37,7 +39,8 @@ def test_the_l2_penalty_is_added_to_the_pairwise_loss():
     negative = (users * items[[0, 2]]).sum(1)
     bpr = np.mean(np.log1p(np.exp(negative - positive)))
     penalty = (np.sum(users**2) + np.sum(items[[1, 3]] ** 2) + np.sum(items[[0, 2]] ** 2)) / 2
-    assert float(model.sampled_loss(batch)) == pytest.approx(bpr + 0.1 * penalty, rel=1e-5)
+    task_loss, regularization, _ = model.compute_loss(batch)
+    assert float(task_loss + regularization) == pytest.approx(bpr + 0.1 * penalty, rel=1e-5)
 
 
 def test_bpr_overfits_a_tiny_dataset():
@@ -56,8 +59,8 @@ def test_bpr_overfits_a_tiny_dataset():
     )
     spec = registry.get("bpr")
     model = spec.build(data, config)
-    registry.default_compile(model, config)
-    history = model.fit(spec.train_inputs(data, config, 0), epochs=config.epochs, verbose=0)
+    spec.compile(model, data, config)
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=config.epochs, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.3 * losses[0]
     assert train_hit_rate(model, data) == 1.0

@@ -83,7 +83,7 @@ def test_each_mode_overfits_a_tiny_dataset(name):
         name,
         data.name,
         {
-            "epochs": 30,
+            "epochs": 40,
             "batch_size": 32,
             "learning_rate": 0.03,
             "mf_dim": 16,
@@ -93,8 +93,8 @@ def test_each_mode_overfits_a_tiny_dataset(name):
     )
     spec = registry.get(name)
     model = spec.build(data, config)
-    registry.default_compile(model, config)
-    history = model.fit(spec.train_inputs(data, config, 0), epochs=config.epochs, verbose=0)
+    spec.compile(model, data, config)
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=config.epochs, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.5 * losses[0]
     assert train_hit_rate(model, data) == 1.0

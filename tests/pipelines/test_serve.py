@@ -28,7 +28,9 @@ def export_base(tmp_path_factory):
     data = random_data(num_users=10, num_items=14)
     data = dataclasses.replace(data, item_titles=np.array([f"Movie {i}" for i in range(14)]))
     base = str(tmp_path_factory.mktemp("export"))
-    export_lib.export_model(popularity.build(data, None), data, base, default_k=3)
+    export_lib.export_model(
+        popularity.Popularity(data.item_popularity(), data.num_users), data, base, default_k=3
+    )
     return base, data
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mbrec_tf.data.dataset import NO_ITEM, MultiBehaviorData, interaction_matrix
-from mbrec_tf.data.pairs import contains
+from mbrec_tf.data.keys import contains
 from mbrec_tf.data.testing import random_data
 from mbrec_tf.sampling import (
     ComplementPool,

@@ -18,7 +18,7 @@ from mbrec_tf.serving import export as export_lib
 
 def _build(kind: str, data):
     if kind == "popularity":
-        return popularity.build(data, None)
+        return popularity.Popularity(data.item_popularity(), data.num_users)
     if kind == "dot":
         return DotModel(data.num_users, data.num_items)
     return BiasedModel(data.num_users, data.num_items)
@@ -150,13 +150,15 @@ def test_metadata_and_assets(exports):
 def test_item_titles_are_stored(tmp_path, string_data):
     titles = np.array([f"Title {i}" for i in range(string_data.num_items)])
     data = dataclasses.replace(string_data, item_titles=titles)
-    path = export_lib.export_model(popularity.build(data, None), data, str(tmp_path))
+    path = export_lib.export_model(
+        popularity.Popularity(data.item_popularity(), data.num_users), data, str(tmp_path)
+    )
     stored = export_lib.read_item_titles(path)
     assert stored[str(data.item_ids[3])] == "Title 3" and len(stored) == data.num_items
 
 
 def test_versions_are_numbered_and_never_overwritten(tmp_path, string_data):
-    model = popularity.build(string_data, None)
+    model = popularity.Popularity(string_data.item_popularity(), string_data.num_users)
     base = str(tmp_path / "export")
     os.makedirs(os.path.join(base, "not-a-version"))
     first = export_lib.export_model(model, string_data, base)
@@ -176,12 +178,16 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, string_data, monkeypatc
 
     monkeypatch.setattr(export_lib.tf.saved_model, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        export_lib.export_model(popularity.build(string_data, None), string_data, str(tmp_path))
+        export_lib.export_model(
+            popularity.Popularity(string_data.item_popularity(), string_data.num_users),
+            string_data,
+            str(tmp_path),
+        )
     assert os.listdir(tmp_path) == []
 
 
 def test_bad_arguments(tmp_path, string_data):
-    model = popularity.build(string_data, None)
+    model = popularity.Popularity(string_data.item_popularity(), string_data.num_users)
     with pytest.raises(ValueError, match="default_k"):
         export_lib.export_model(model, string_data, str(tmp_path), default_k=0)
     with pytest.raises(ValueError, match="max_k"):

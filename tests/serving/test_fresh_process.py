@@ -60,7 +60,11 @@ def exported(tmp_path_factory, string_data, int_data):
     """A popularity export with string user ids and a factorised one with int user ids."""
     cases = []
     for name, model, data in (
-        ("popularity", popularity.build(string_data, None), string_data),
+        (
+            "popularity",
+            popularity.Popularity(string_data.item_popularity(), string_data.num_users),
+            string_data,
+        ),
         ("dot", DotModel(int_data.num_users, int_data.num_items), int_data),
     ):
         base = tmp_path_factory.mktemp(name)

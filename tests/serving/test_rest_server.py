@@ -35,7 +35,7 @@ def request(url: str, body: object = None, raw: bytes | None = None) -> tuple[in
 def served(tmp_path_factory, string_data):
     """A server on a free port over a base path holding version 1 (popularity)."""
     base = str(tmp_path_factory.mktemp("served"))
-    model = popularity.build(string_data, None)
+    model = popularity.Popularity(string_data.item_popularity(), string_data.num_users)
     export_lib.export_model(model, string_data, base, default_k=3)
     server = ModelServer(base, NAME, port=0, poll_seconds=0.1, max_ids=50)
     server.start()
@@ -202,7 +202,12 @@ def test_unknown_models_and_paths(served, method, path, status):
 
 def test_a_new_version_is_picked_up_without_restart(tmp_path, string_data):
     base = str(tmp_path)
-    export_lib.export_model(popularity.build(string_data, None), string_data, base, default_k=3)
+    export_lib.export_model(
+        popularity.Popularity(string_data.item_popularity(), string_data.num_users),
+        string_data,
+        base,
+        default_k=3,
+    )
     dot = DotModel(string_data.num_users, string_data.num_items)
     with ModelServer(base, NAME, port=0, poll_seconds=0.1) as server:
         url = f"{server.url}/v1/models/{NAME}"
@@ -232,7 +237,11 @@ def test_a_new_version_is_picked_up_without_restart(tmp_path, string_data):
 def test_a_broken_version_is_reported_and_the_previous_one_kept(tmp_path, string_data):
     from mbrec_tf.serving.server import VersionWatcher
 
-    export_lib.export_model(popularity.build(string_data, None), string_data, str(tmp_path))
+    export_lib.export_model(
+        popularity.Popularity(string_data.item_popularity(), string_data.num_users),
+        string_data,
+        str(tmp_path),
+    )
     watcher = VersionWatcher(str(tmp_path))
     watcher.refresh()
     os.makedirs(tmp_path / "2")  # no SavedModel inside

@@ -103,7 +103,12 @@ def test_export_writes_replayable_warmup_requests(tmp_path):
     from mbrec_tf.data.testing import random_data
 
     data = random_data(num_users=10, num_items=15)
-    path = export_lib.export_model(popularity.build(data, None), data, str(tmp_path), default_k=3)
+    path = export_lib.export_model(
+        popularity.Popularity(data.item_popularity(), data.num_users),
+        data,
+        str(tmp_path),
+        default_k=3,
+    )
     records = [
         r.numpy() for r in tf.data.TFRecordDataset(f"{path}/assets.extra/{warmup.WARMUP_FILE}")
     ]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mbrec_tf.losses import sampled
+from mbrec_tf.tasks import sampled
 
 
 def _softplus(x: float) -> float:
@@ -51,10 +51,10 @@ def test_pairwise_gradient_pushes_positives_up_and_negatives_down():
 
 def test_task_computes_the_named_loss_and_updates_its_metrics():
     metric = tf.keras.metrics.Mean()
-    task = sampled.SampledRankingTask("pointwise", loss_metrics=[metric])
-    loss = task(POSITIVE, NEGATIVE)
+    task = sampled.SampledTask("pointwise", loss_metrics=[metric])
+    loss, _ = task({}, {"scores": tf.concat([POSITIVE[:, None], NEGATIVE], axis=1)})
     assert float(loss) == pytest.approx(float(sampled.pointwise_loss(POSITIVE, NEGATIVE)))
     assert float(metric.result()) == pytest.approx(float(loss))
     assert task.get_config()["loss"] == "pointwise"
     with pytest.raises(ValueError, match="unknown sampled loss 'dense'"):
-        sampled.SampledRankingTask("dense")
+        sampled.SampledTask("dense")

@@ -1,8 +1,7 @@
-"""tf.data input pipelines built from a `MultiBehaviorData`.
+"""User batches with ragged per-behavior positives, the input of the whole-data task.
 
-User batches carry ragged per-behavior positives (for whole-data models such as EHCF);
-the rows are gathered inside the graph from one ragged constant per behavior, so there is
-no per-user Python work while training.
+The rows are gathered inside the graph from one ragged constant per behavior, so there is
+no per-user Python work while training, and the shuffle's state lives in tf.data.
 """
 
 from __future__ import annotations
@@ -35,20 +34,32 @@ def training_users(data: MultiBehaviorData, behaviors: Sequence[str] | None = No
     return np.flatnonzero(counts > 0).astype(np.int32)
 
 
+def per_replica_batch_size(
+    global_batch_size: int, input_context: tf.distribute.InputContext | None
+) -> int:
+    """The batch one replica gets of `global_batch_size` (all of it without a context)."""
+    if input_context is None:
+        return int(global_batch_size)
+    return int(input_context.get_per_replica_batch_size(global_batch_size))
+
+
 def user_batches(
     data: MultiBehaviorData,
-    batch_size: int,
-    *,
-    behaviors: Sequence[str] | None = None,
-    shuffle: bool = True,
+    config,
     seed: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+    *,
+    shuffle: bool = True,
 ) -> tf.data.Dataset:
     """One epoch of `{"user": int32 [B], "positives": {behavior: int32 ragged [B, None]}}`.
 
-    Users without any training interaction in `behaviors` are left out (they carry no
-    signal for a whole-data loss). Shuffled with `seed` afresh each epoch when `shuffle`.
+    Every behavior of `data` is included (restrict `data` to choose them). Users without any
+    training interaction are left out (they carry no signal for a whole-data loss). Shuffled
+    with `seed`, afresh each epoch, when `shuffle`. With an `input_context`, each input
+    pipeline keeps its shard of the (identically shuffled) users and batches
+    `config.batch_size` split over the replicas.
     """
-    behaviors = tuple(behaviors or data.behaviors)
+    behaviors = tuple(data.behaviors)
     users = training_users(data, behaviors)
     rows = {b: ragged_rows(data.train[b]) for b in behaviors}
 
@@ -61,13 +72,10 @@ def user_batches(
     dataset = tf.data.Dataset.from_tensor_slices(users)
     if shuffle:
         dataset = dataset.shuffle(len(users), seed=seed, reshuffle_each_iteration=True)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     return (
-        dataset.batch(batch_size)
+        dataset.batch(per_replica_batch_size(config.batch_size, input_context))
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def eval_user_batches(users: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """Batches of int32 user ids in the given order (for evaluation and export warm-up)."""
-    return tf.data.Dataset.from_tensor_slices(np.asarray(users, dtype=np.int32)).batch(batch_size)

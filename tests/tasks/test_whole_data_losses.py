@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mbrec_tf.losses import whole_data
+from mbrec_tf.tasks import whole_data
 
 NUM_USERS, NUM_ITEMS, DIM = 7, 11, 5
 

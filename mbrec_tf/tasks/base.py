@@ -1,0 +1,53 @@
+"""The task contract: a batch and the scorer's outputs in, a loss (and its named parts) out.
+
+As in TensorFlow Recommenders, a model computes what its objective needs and hands it to a
+task (`tfrs.tasks.Ranking` takes labels and predictions); the task owns the objective. The
+one training step of `Recommender` calls the scorer once and the task once per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+#: The task's loss is a mean over the batch's examples: under a `tf.distribute` strategy
+#: each replica's loss is divided by the number of replicas before gradients are summed.
+MEAN = "mean"
+#: The task's loss is a sum over the batch (additive over any split of it): each replica's
+#: sum is used as it is, since summing the replicas' gradients gives the global batch's.
+SUM = "sum"
+
+
+class Task(tf.keras.layers.Layer):
+    """Base of the objectives: `task(batch, outputs, training, step) -> (loss, parts)`.
+
+    `loss` is the scalar that is minimised; `parts` maps each name of `loss_names` to a
+    scalar that is logged beside it (e.g. one loss per behavior). `reduction` says how the
+    loss scales with the batch (`MEAN` or `SUM`), which fixes how replicas combine.
+    """
+
+    reduction: str = MEAN
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """Names of the parts logged with the loss (they become `fit` log keys)."""
+        return ()
+
+    def call(
+        self,
+        batch: Mapping[str, Any],
+        outputs: Any,
+        training: bool = False,
+        step: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        raise NotImplementedError
+
+
+class ClosedFormTask:
+    """An objective solved in closed form from the data instead of by gradient steps."""
+
+    def fit(self, model: tf.keras.Model, data: Any) -> None:
+        """Sets `model`'s parameters to the solution for `data`."""
+        raise NotImplementedError

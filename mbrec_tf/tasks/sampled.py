@@ -1,0 +1,127 @@
+"""The sampled task: pairwise (BPR) and pointwise (log-loss) losses over sampled negatives.
+
+Both take the scores (logits) of each example's positive item, `[B]`, and of its sampled
+negatives, `[B, n]`, for any n >= 1:
+- pairwise:  mean over (example, negative) of softplus(s_neg - s_pos) = -log sigmoid(s_pos - s_neg);
+- pointwise: mean over all B * (1 + n) scores of the binary log-loss, label 1 for the
+  positive and 0 for each negative (NCF's objective).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import tensorflow as tf
+
+from mbrec_tf.config import SAMPLED_LOSSES, SampledConfig
+from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.tasks.base import MEAN, Task
+
+PAIRWISE, POINTWISE = SAMPLED_LOSSES
+LOSSES = SAMPLED_LOSSES
+
+
+def _weighted_mean(values: tf.Tensor, sample_weight: tf.Tensor | None) -> tf.Tensor:
+    """Mean of `values` [B, m]; with `sample_weight` [B], a weighted mean over examples."""
+    per_example = tf.reduce_mean(values, axis=1)
+    if sample_weight is None:
+        return tf.reduce_mean(per_example)
+    weight = tf.cast(sample_weight, per_example.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(weight * per_example), tf.reduce_sum(weight))
+
+
+def pairwise_loss(
+    positive_scores: tf.Tensor, negative_scores: tf.Tensor, sample_weight: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Mean softplus(s_neg - s_pos) over every (example, negative) pair."""
+    margins = negative_scores - positive_scores[:, None]
+    return _weighted_mean(tf.nn.softplus(margins), sample_weight)
+
+
+def pointwise_loss(
+    positive_scores: tf.Tensor, negative_scores: tf.Tensor, sample_weight: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Mean binary log-loss of the positive (label 1) and the negatives (label 0)."""
+    # -log sigmoid(s) = softplus(-s) and -log(1 - sigmoid(s)) = softplus(s).
+    values = tf.concat(
+        [tf.nn.softplus(-positive_scores)[:, None], tf.nn.softplus(negative_scores)], 1
+    )
+    return _weighted_mean(values, sample_weight)
+
+
+def get(name: str):
+    """The loss function called `name` ('pairwise' or 'pointwise')."""
+    functions = {PAIRWISE: pairwise_loss, POINTWISE: pointwise_loss}
+    if name not in functions:
+        raise ValueError(f"unknown sampled loss {name!r}; known: {LOSSES}")
+    return functions[name]
+
+
+class SampledTask(Task):
+    """The sampled objective: each example's positive against its sampled negatives.
+
+    Consumes `outputs["scores"]`, `[B, 1 + n]` logits with the positive in column 0, for
+    the target (BPR, NCF, MBNCF); or, per behavior (NMTR-style multi-task learning), a dict
+    `{behavior: [B, 1 + n]}` of each behavior's logits, where an example counts for the
+    behavior `batch["positive_behavior"]` (its index in `behaviors`) names, and the loss
+    is Σ_k w_k · (mean loss of behavior k's examples). Optional Keras `loss_metrics` (e.g.
+    `tf.keras.metrics.Mean`) are updated with the loss, as in TFRS tasks.
+    """
+
+    reduction = MEAN
+
+    def __init__(
+        self,
+        loss: str = PAIRWISE,
+        behaviors: Sequence[str] = (),
+        behavior_weights: Sequence[float] | None = None,
+        loss_metrics: Sequence[tf.keras.metrics.Metric] = (),
+        name: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(name=name or f"{loss}_task", **kwargs)
+        self.loss_name = loss
+        self._loss = get(loss)
+        self.behaviors = tuple(behaviors)
+        weights = [1.0] * len(self.behaviors) if behavior_weights is None else behavior_weights
+        if len(weights) != len(self.behaviors):
+            raise ValueError(f"{len(weights)} behavior weights for behaviors {self.behaviors}")
+        self.behavior_weights = tuple(float(w) for w in weights)
+        self._loss_metrics = list(loss_metrics)
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return tuple(f"loss/{behavior}" for behavior in self.behaviors)
+
+    def call(self, batch, outputs, training=False, step=None):
+        del training, step
+        scores = outputs["scores"] if isinstance(outputs, Mapping) else outputs
+        parts: dict[str, tf.Tensor] = {}
+        if not self.behaviors:
+            loss = self._loss(scores[:, 0], scores[:, 1:], batch.get("sample_weight"))
+        else:
+            terms = []
+            for k, behavior in enumerate(self.behaviors):
+                behavior_scores = scores[behavior]
+                mask = tf.cast(tf.equal(batch["positive_behavior"], k), behavior_scores.dtype)
+                part = self._loss(behavior_scores[:, 0], behavior_scores[:, 1:], mask)
+                parts[f"loss/{behavior}"] = part
+                terms.append(self.behavior_weights[k] * part)
+            loss = tf.add_n(terms)
+        for metric in self._loss_metrics:
+            metric.update_state(loss)
+        return loss, parts
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "loss": self.loss_name,
+            "behaviors": list(self.behaviors),
+            "behavior_weights": list(self.behavior_weights),
+        }
+
+
+def sampled_task(data: MultiBehaviorData, config: SampledConfig) -> SampledTask:
+    """The sampled task of the target behavior with `config.loss`."""
+    del data
+    return SampledTask(config.loss)
