@@ -29,6 +29,14 @@ def all_behaviors(data: MultiBehaviorData, config: Any) -> MultiBehaviorData:
     return data
 
 
+def target_only(data: MultiBehaviorData, config: Any) -> MultiBehaviorData:
+    """The target behavior alone (single-behavior models: EHCF-Sin, WMF)."""
+    chosen = tuple(getattr(config, "behaviors", ()) or ())
+    if chosen and chosen != (data.target,):
+        raise ValueError(f"this model trains on the target {data.target!r} only, not {chosen}")
+    return data.with_behaviors((data.target,))
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """How to configure, build, train and feed one model.
@@ -111,7 +119,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         scorer=ehcf.build,
         task=whole_data.whole_data_task,
         inputs=inputs.user_batches,
-        training_data=ehcf.target_only,
+        training_data=target_only,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
         description="EHCF-Sin: EHCF on the target behavior alone.",
     ),

@@ -216,15 +216,6 @@ def training_data(data: MultiBehaviorData, config: EHCFConfig) -> MultiBehaviorD
     return data.with_behaviors(config.behaviors) if config.behaviors else data
 
 
-def target_only(data: MultiBehaviorData, config: EHCFConfig) -> MultiBehaviorData:
-    """EHCF-Sin's data: the target behavior alone (`config.behaviors` must agree)."""
-    if config.behaviors and tuple(config.behaviors) != (data.target,):
-        raise ValueError(
-            f"ehcf_sin trains on the target {data.target!r} only, not {config.behaviors}"
-        )
-    return data.with_behaviors((data.target,))
-
-
 def build(data: MultiBehaviorData, config: EHCFConfig) -> EHCF:
     """An EHCF over every behavior of `data` (already restricted by `training_data`)."""
     behaviors = data.behaviors
