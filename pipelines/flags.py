@@ -80,10 +80,11 @@ def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
     model = chosen_model(argv)
     if model not in registry.REGISTRY:
         return None
-    config_cls = registry.get(model).config_cls
-    types = config_lib.field_types(config_cls)
-    for field in dataclasses.fields(config_cls):
-        hint, help_text = types[field.name], field.metadata.get("help", field.name)
+    spec = registry.get(model)
+    types = config_lib.field_types(spec.config_cls)
+    for field in dataclasses.fields(spec.config_cls):
+        hint = types[field.name]
+        help_text = f"{field.metadata.get('help', field.name)} {_default_text(spec, field)}"
         if typing.get_origin(hint) is tuple:
             flags.DEFINE_list(field.name, None, help_text)
         elif hint is bool:
@@ -95,6 +96,19 @@ def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
         else:
             flags.DEFINE_string(field.name, None, help_text)
     return model
+
+
+def _default_text(spec: registry.ModelSpec, field: dataclasses.Field) -> str:
+    """'(default: X; beibei: Y)': the config's default and any per-dataset default."""
+
+    def shown(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    parts = [f"default: {shown(field.default) or '(empty)'}"]
+    for dataset, values in sorted(spec.dataset_defaults.items()):
+        if field.name in values:
+            parts.append(f"{dataset}: {shown(values[field.name])}")
+    return f"({'; '.join(parts)})"
 
 
 def model_overrides(model: str) -> dict[str, Any]:
