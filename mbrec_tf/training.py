@@ -3,8 +3,9 @@ in closed form), select the best epoch, evaluate, export.
 
 A run lives in one `model_dir`:
   run_config.json   model, dataset, seed and the resolved hyper-parameters (written first)
-  checkpoints/      tf.train.CheckpointManager checkpoints (model, optimizer, epoch);
-                    re-running on the same directory resumes from the latest one
+  checkpoints/      ckpt-N: model, optimizer and epoch after epoch N (epochs count from 1);
+                    re-running the same configuration resumes from the latest one
+  selected/         ckpt-N: the selected weights, those of epoch N (best on validation)
   logs/             TensorBoard event files (train/ and validation/)
   results.json      {"flags", "config", "valid", "test", "timings", ...} written at the end
   export/<version>/ the SavedModel (unless another export directory is given)
@@ -25,11 +26,13 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import registry
 from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.errors import RunNotFoundError, UserError
 from mbrec_tf.models.base import Recommender
 
 RUN_CONFIG_FILE = "run_config.json"
 RESULTS_FILE = "results.json"
 CHECKPOINT_SUBDIR = "checkpoints"
+SELECTED_SUBDIR = "selected"
 LOG_SUBDIR = "logs"
 
 
@@ -43,7 +46,7 @@ class RunSettings:
     manual_dir: str | None = None
     model_dir: str = "runs/default"
     export_dir: str | None = None
-    eval_every: int = 1
+    eval_every: int = 1  # 0: chosen from measured times (see EvaluationCallback)
     metrics_k: tuple[int, ...] = (10, 50, 100, 200)
     monitor: str = "ndcg@10"
     patience: int = 0
@@ -109,6 +112,11 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
             self.manager.save(checkpoint_number=epoch + 1)
 
 
+def _one_based(epoch_index: int | None) -> int | None:
+    """A 0-based Keras epoch index as the epoch number used everywhere else (1 = first)."""
+    return None if epoch_index is None else epoch_index + 1
+
+
 def _write_json(path: str, payload: Mapping[str, Any]) -> None:
     tmp = f"{path}.tmp"
     with tf.io.gfile.GFile(tmp, "w") as f:
@@ -128,41 +136,153 @@ def _make_evaluator(data: MultiBehaviorData, split: str, ks: Sequence[int]):
 
 
 class _Checkpointing:
-    """The run's checkpoint of model, optimizer and finished-epoch count, and its manager."""
+    """The run's checkpoints of model, optimizer and finished-epoch count.
+
+    `checkpoints/ckpt-N` holds the state after epoch N (the resume points);
+    `selected/ckpt-N` the weights the run selected, those of epoch N (the best validation
+    epoch; 0 for a model fitted in closed form), which evaluate and export load.
+    """
 
     def __init__(self, model: Recommender, model_dir: str):
         self.checkpoint, self.epoch = _checkpoint(model)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(model_dir, CHECKPOINT_SUBDIR), max_to_keep=3
         )
+        self.selected = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, SELECTED_SUBDIR), max_to_keep=1
+        )
 
     def restore_latest(self) -> int:
-        """Restores the latest checkpoint, if any; returns the epochs it had finished."""
+        """Restores the latest resume point, if any; returns the epochs the run is done with.
+
+        A run that stopped early is done with all its epochs (its selected checkpoint says
+        so), so it is not trained further.
+        """
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
             logging.warning(
                 "resumed from %s (epoch %d)", self.manager.latest_checkpoint, self.finished
             )
-        return self.finished
+        done = self.finished
+        if self.selected.latest_checkpoint:
+            reader = tf.train.load_checkpoint(self.selected.latest_checkpoint)
+            done = max(done, int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")))
+        return done
 
     @property
     def finished(self) -> int:
         return int(self.epoch.numpy())
 
-    def save(self, epochs: int) -> None:
-        self.epoch.assign(epochs)
-        self.manager.save(checkpoint_number=epochs)
+    def save_selected(self, selected_epoch: int, done_through: int) -> None:
+        """Saves the current (selected) weights as those of `selected_epoch`."""
+        self.epoch.assign(done_through)
+        self.selected.save(checkpoint_number=selected_epoch)
 
 
-def write_run_config(settings: RunSettings, config: Any, data: MultiBehaviorData) -> dict[str, Any]:
-    """Writes `run_config.json` (settings, resolved config, data statistics); returns it."""
+class EpochTensorBoard(tf.keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback with epochs numbered from 1, as everywhere else."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_begin(epoch + 1, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch + 1, logs)
+
+
+#: Run settings that may change when a run directory is resumed: they change neither the
+#: model nor which weights are selected (where the data lives, how often to evaluate or
+#: checkpoint, what to report, where to export).
+RESUMABLE_SETTINGS = (
+    "model_dir",
+    "data_dir",
+    "manual_dir",
+    "export_dir",
+    "eval_every",
+    "checkpoint_every",
+    "metrics_k",
+    "verbose",
+)
+
+
+def make_run_config(settings: RunSettings, config: Any, data: MultiBehaviorData) -> dict:
+    """The run record: settings, resolved config and data statistics, as JSON values."""
     run_config = {
         "settings": dataclasses.asdict(settings),
         "config": config_lib.to_dict(config),
         "dataset_statistics": data.statistics(),
     }
-    _write_json(os.path.join(settings.model_dir, RUN_CONFIG_FILE), run_config)
-    return run_config
+    return json.loads(json.dumps(run_config, default=str))
+
+
+def run_config_changes(
+    previous: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(changes that make another run, changes a resumed run may have) between two records.
+
+    More `epochs` than before continues a run; fewer, or any other hyper-parameter,
+    setting or data statistic that differs, is another run.
+    """
+    other_run, allowed = [], []
+    for section in ("settings", "config", "dataset_statistics"):
+        old, new = previous.get(section, {}), current.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) == new.get(key):
+                continue
+            change = f"{key}: {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+            if section == "settings" and key in RESUMABLE_SETTINGS:
+                allowed.append(change)
+            elif section == "config" and key == "epochs" and int(new[key]) >= int(old[key]):
+                allowed.append(change)
+            else:
+                other_run.append(change)
+    return other_run, allowed
+
+
+def prepare_run_directory(model_dir: str, run_config: Mapping[str, Any], overwrite: bool) -> None:
+    """Makes `model_dir` ready for this run's configuration, or raises a `UserError`.
+
+    A directory holds one configuration: a run there is resumed only if its recorded
+    configuration equals this one (up to `RESUMABLE_SETTINGS` and more epochs); with
+    `overwrite`, a previous run there is deleted first.
+    """
+    path = os.path.join(model_dir, RUN_CONFIG_FILE)
+    exists = tf.io.gfile.exists(path)
+    if overwrite and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
+        if not exists:
+            raise UserError(
+                f"--overwrite: --model_dir={model_dir} is not a run directory (no "
+                f"{RUN_CONFIG_FILE}); not deleting it: remove it yourself or pick another"
+            )
+        tf.io.gfile.rmtree(model_dir)
+        logging.warning("--overwrite: deleted the previous run in %s", model_dir)
+        exists = False
+    if exists:
+        other_run, allowed = run_config_changes(_read_json(path), run_config)
+        if other_run:
+            raise UserError(
+                f"--model_dir={model_dir} holds a run of another configuration "
+                f"({'; '.join(other_run)}): use a new --model_dir, or --overwrite to start "
+                "it afresh"
+            )
+        for change in allowed:
+            logging.warning("resuming %s with %s (does not change the model)", model_dir, change)
+    check_writable(model_dir, "model_dir")
+    _write_json(path, run_config)
+
+
+def check_writable(directory: str, flag: str) -> None:
+    """Creates `directory` and checks that files can be written there (`UserError` if not)."""
+    try:
+        tf.io.gfile.makedirs(directory)
+        probe = os.path.join(directory, f".write_check_{os.getpid()}")
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "message", None) or error
+        raise UserError(
+            f"cannot write to --{flag}={directory} ({reason}): choose a writable directory"
+        ) from error
 
 
 def fit(
@@ -192,9 +312,7 @@ def fit(
     )
     callbacks = [
         eval_callback,  # first, so TensorBoard and History see its val_ metrics
-        tf.keras.callbacks.TensorBoard(
-            log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"
-        ),
+        EpochTensorBoard(log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"),
         CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
     ]
     # A resumed run continues with fresh shuffles and negatives, not epoch 0's again.
@@ -208,11 +326,13 @@ def fit(
         verbose=settings.verbose,
     )
     train_seconds = time.perf_counter() - start
-    finished = config.epochs if model.stop_training else checkpointing.finished
-    # Keep the restored best weights as the run's final checkpoint, for evaluate/export;
-    # a run stopped early counts as complete, so it is not resumed.
-    checkpointing.epoch.assign(finished)
-    checkpointing.manager.save(checkpoint_number=finished + 1)
+    # The callback restored the best evaluated weights: they are the run's selected model.
+    # A run stopped early (patience, divergence) counts as done, so it is not resumed.
+    done = config.epochs if model.stop_training else checkpointing.finished
+    selected = (
+        checkpointing.finished if eval_callback.best_epoch is None else eval_callback.best_epoch + 1
+    )
+    checkpointing.save_selected(selected, done)
     return train_seconds, eval_callback
 
 
@@ -226,7 +346,7 @@ def fit_closed_form(
     """Fits a closed-form model from the data and checkpoints it; returns the seconds."""
     start = time.perf_counter()
     spec.build_task(data, config).fit(model, spec.training_data(data, config))
-    checkpointing.save(0)
+    checkpointing.save_selected(0, 0)
     return time.perf_counter() - start
 
 
@@ -245,17 +365,31 @@ def train_and_evaluate(
     config: Any,
     data: MultiBehaviorData | None = None,
     flags_record: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
-    Returns the results dictionary that is also written to `<model_dir>/results.json`.
+    The run directory must be new, hold this same configuration (then the run resumes),
+    or be given up with `overwrite`. Returns the results dictionary that is also written to
+    `<model_dir>/results.json`.
     """
     spec = registry.get(settings.model)
+    if not spec.closed_form and config.epochs < 1:
+        raise UserError(
+            f"--epochs={config.epochs}: a {settings.model} run trains at least one epoch "
+            "(to evaluate a trained run, use pipelines.evaluate)"
+        )
+    check_writable(settings.model_dir, "model_dir")
+    if settings.export_dir:
+        check_writable(settings.export_dir, "export_dir")
     tf.keras.utils.set_random_seed(settings.seed)
-    tf.io.gfile.makedirs(settings.model_dir)
     if data is None:
         data = load_data(settings.dataset, settings.data_dir, settings.manual_dir)
-    run_config = write_run_config(settings, config, data)
+    run_config = make_run_config(settings, config, data)
+    prepare_run_directory(settings.model_dir, run_config, overwrite)
+    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
+    check_writable(export_dir, "export_dir")
 
     model = build(spec, config, data)
     checkpointing = _Checkpointing(model, settings.model_dir)
@@ -269,6 +403,11 @@ def train_and_evaluate(
         train_seconds, eval_callback = fit(
             spec, model, config, data, settings, checkpointing, initial_epoch, valid_evaluator
         )
+        if eval_callback.diverged_epoch is not None and eval_callback.best_epoch is None:
+            raise UserError(
+                f"training diverged in epoch {eval_callback.diverged_epoch + 1} (non-finite "
+                "loss or weights) before any evaluation: try a smaller --learning_rate"
+            )
 
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
         model, data, settings.metrics_k, valid_evaluator
@@ -280,13 +419,14 @@ def train_and_evaluate(
         "config": config_lib.to_dict(config),
         "valid": valid_metrics,
         "test": test_metrics,
-        "best_epoch": getattr(eval_callback, "best_epoch", None),
+        "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)),
+        "diverged_epoch": _one_based(getattr(eval_callback, "diverged_epoch", None)),
         "epochs_trained": checkpointing.finished,
+        "eval_every": getattr(eval_callback, "interval", None),
         "timings": {"train_seconds": train_seconds, "eval_seconds": eval_seconds},
     }
     from mbrec_tf.serving.export import export_model
 
-    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
     results["export_path"] = export_model(
         model, data, export_dir, metadata={"run_config": run_config}
     )
@@ -308,7 +448,10 @@ def restore_run(
     """
     path = os.path.join(model_dir, RUN_CONFIG_FILE)
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} not found: {model_dir!r} is not a training run directory")
+        raise RunNotFoundError(
+            f"--model_dir={model_dir} is not a training run directory (no {RUN_CONFIG_FILE}): "
+            "pass the --model_dir of a pipelines.train run"
+        )
     run_config = _read_json(path)
     settings = run_config["settings"]
     spec = registry.get(settings["model"])
@@ -321,9 +464,13 @@ def restore_run(
         )
     model = spec.build(data, config)
     checkpoint, _ = _checkpoint(model)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, SELECTED_SUBDIR))
+    latest = latest or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
     if latest is None:
-        raise FileNotFoundError(f"no checkpoint under {model_dir}/{CHECKPOINT_SUBDIR}")
+        raise RunNotFoundError(
+            f"--model_dir={model_dir} has no checkpoint yet: its training run has not "
+            "finished an epoch"
+        )
     # Build the variables before restoring, so every value is restored now, not deferred.
     model.score_pairs(tf.constant([0]), tf.constant([0]))
     checkpoint.restore(latest).expect_partial()

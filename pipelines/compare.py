@@ -11,7 +11,10 @@ import glob
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+
+from mbrec_tf.errors import UserError
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 
@@ -66,10 +69,10 @@ def main(argv: list[str]) -> None:
     del argv
     records = collect(FLAGS.runs_dir)
     if not records:
-        raise app.UsageError(f"no results.json under {FLAGS.runs_dir!r}")
+        raise UserError(f"no results.json under --runs_dir={FLAGS.runs_dir}: train a model first")
     print(table(records, FLAGS.metrics, FLAGS.split, FLAGS.format))
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import json
 import time
 
-from absl import app, flags
+from absl import flags
 
 from mbrec_tf import training
 from mbrec_tf.evaluation import Evaluator
@@ -65,16 +65,35 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     metrics = evaluator(model)
     seconds = time.perf_counter() - start
-    for name in sorted(metrics):
-        print(f"{FLAGS.split}/{name}: {metrics[name]:.4f}")
-    print(f"evaluated in {seconds:.2f} s")
+    print(headline_table(metrics, evaluator.ks, FLAGS.split))
+    print(f"{int(metrics['num_users'])} users evaluated in {seconds:.2f} s")
     if output:
         with open(output, "w") as f:
             record = {"split": FLAGS.split, "metrics": metrics, "eval_seconds": seconds}
             json.dump(record, f, indent=2)
-        print(f"wrote {output}")
+        print(f"every metric (per-group too): {output}")
+    else:
+        print("pass --output_json=<file> to keep every metric (per-group too)")
+
+
+def headline_table(metrics: dict[str, float], ks: tuple[int, ...], split: str) -> str:
+    """HR@K and NDCG@K per K (full ranking and, where present, sampled), and MRR."""
+    rows = [("full ranking", "")]
+    if any(key.startswith("sampled/") for key in metrics):
+        rows.append(("sampled (1 + 99)", "sampled/"))
+    width = max(len(label) for label, _ in rows) + 2
+    header = f"{split:<{width}}" + "".join(f"{f'HR@{k}':>9}{f'NDCG@{k}':>10}" for k in ks)
+    lines = [header + f"{'MRR':>8}"]
+    for label, prefix in rows:
+        cells = ""
+        for k in ks:
+            hr, ndcg = metrics.get(f"{prefix}hr@{k}"), metrics.get(f"{prefix}ndcg@{k}")
+            cells += f"{'—' if hr is None else f'{hr:.4f}':>9}"
+            cells += f"{'—' if ndcg is None else f'{ndcg:.4f}':>10}"
+        lines.append(f"{label:<{width}}{cells}{metrics.get(prefix + 'mrr', float('nan')):>8.4f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

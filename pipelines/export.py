@@ -17,10 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import json  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from mbrec_tf import training  # noqa: E402
 from mbrec_tf.serving import export as export_lib  # noqa: E402
+from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -104,4 +105,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

@@ -163,6 +163,44 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
         usage_error(str(error))
 
 
+def user_error_message(error: BaseException) -> str | None:
+    """One line for an error the user caused (bad data, path, run directory), else None.
+
+    Looks through exceptions that wrap another (TFDS re-raises errors of a builder).
+    """
+    from mbrec_tf.errors import UserError
+    from tfds_builders._formats import DataFormatError
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (UserError, DataFormatError, *_PATH_ERRORS)):
+            text = str(error).strip() or type(error).__name__
+            return text.splitlines()[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+#: OS errors about a path the user named (a missing run, an unwritable directory).
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """Runs a pipeline's `main` with one-line flag errors (flags must be defined first)."""
-    app.run(main, flags_parser=parse_flags)
+    """Runs a pipeline's `main`: flag mistakes and errors the user caused end in one line
+    on stderr and exit status 2 (`--traceback` shows the whole trace); any other error is a
+    bug and keeps its traceback. A pipeline's own flags must be defined first."""
+    flags.DEFINE_bool(
+        "traceback", False, "Show the full Python traceback of an error (for bug reports)."
+    )
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS["traceback"])
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except Exception as error:  # noqa: BLE001 - classified below, re-raised otherwise
+            message = user_error_message(error)
+            if message is None or FLAGS.traceback:
+                raise
+            usage_error(message)
+
+    app.run(guarded, flags_parser=parse_flags)

@@ -21,7 +21,9 @@ import time  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -162,4 +164,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

@@ -18,10 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import dataclasses  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from mbrec_tf.serving import export as export_lib  # noqa: E402
 from mbrec_tf.serving.server import clean_tf_message  # noqa: E402
+from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -108,4 +109,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

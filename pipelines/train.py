@@ -15,6 +15,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import json  # noqa: E402
+import sys  # noqa: E402
 
 from absl import flags, logging  # noqa: E402
 
@@ -35,7 +36,17 @@ def define_flags() -> None:
         "export_dir", None, "SavedModel base directory (default: <model_dir>/export)."
     )
     flags.DEFINE_integer(
-        "eval_every", 1, "Evaluate the validation split every N epochs.", lower_bound=1
+        "eval_every",
+        0,
+        "Evaluate the validation split every N epochs (and after the last). 0: after the "
+        "first epoch, then as often as keeps evaluation under 10% of the training time.",
+        lower_bound=0,
+    )
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Delete the previous run in --model_dir and start afresh (without it, a directory "
+        "holding another configuration is refused).",
     )
     flags.DEFINE_list("metrics_k", ["10", "50", "100", "200"], "Cut-offs K for HR@K and NDCG@K.")
     flags.DEFINE_string(
@@ -51,7 +62,14 @@ def define_flags() -> None:
         "checkpoint_every", 1, "Save a checkpoint every N epochs (resume point).", lower_bound=1
     )
     flags.DEFINE_integer("seed", 42, "Random seed for initialisation, shuffling and sampling.")
-    flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line.")
+    flags.DEFINE_integer(
+        "verbose",
+        None,
+        "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1 in "
+        "a terminal, 2 when the output goes to a file or a pipe).",
+        lower_bound=0,
+        upper_bound=2,
+    )
     flags.mark_flag_as_required("model")
     flags.register_multi_flags_validator(
         ["monitor", "metrics_k"],
@@ -91,11 +109,13 @@ def main(argv: list[str]) -> None:
         patience=FLAGS.patience,
         checkpoint_every=FLAGS.checkpoint_every,
         seed=FLAGS.seed,
-        verbose=FLAGS.verbose,
+        verbose=FLAGS.verbose if FLAGS.verbose is not None else (1 if sys.stdout.isatty() else 2),
     )
     print(f"model {settings.model} on {settings.dataset}: {config_lib.to_dict(config)}")
     flags_record = {**settings.__dict__, **common.model_overrides(FLAGS.model)}
-    results = training.train_and_evaluate(settings, config, flags_record=flags_record)
+    results = training.train_and_evaluate(
+        settings, config, flags_record=flags_record, overwrite=FLAGS.overwrite
+    )
     ks = settings.metrics_k
     for split in ("valid", "test"):
         metrics = results[split]
@@ -106,6 +126,11 @@ def main(argv: list[str]) -> None:
             if name in metrics
         )
         print(f"{split}: {line}  mrr {metrics.get('mrr', float('nan')):.4f}")
+    if results.get("best_epoch"):
+        print(
+            f"selected: epoch {results['best_epoch']} of {results['epochs_trained']}, the best "
+            f"validation {settings.monitor} ('*' marks each [valid] line that improved it)"
+        )
     print(f"results: {os.path.join(settings.model_dir, training.RESULTS_FILE)}")
     print(f"export: {results['export_path']}")
     logging.debug(json.dumps(results, default=str))

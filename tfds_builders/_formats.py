@@ -8,8 +8,9 @@ and converted with Arrow compute kernels (no Python work per line), so the 642k 
 Beibei's cart file parse in a fraction of a second. When a vectorised check fails, the
 offending line is re-read and explained by a plain-Python check that applies the same rules.
 
-Rules shared by all formats: UTF-8 text (or the encoding a format names), `\\n` or `\\r\\n`
-line ends, no blank lines, ids are non-negative decimal integers (ASCII digits only).
+Rules shared by all formats: UTF-8 text (or the encoding a format names; a UTF-8 byte-order
+mark is ignored), `\\n` or `\\r\\n` line ends, no blank lines except at the end of the file,
+ids are non-negative decimal integers (ASCII digits only).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ SIGNED_INT = "signed_int"  # an optionally negative decimal integer (timestamps)
 TEXT = "text"  # any text without the separator
 
 _CHUNK_BYTES = 1 << 27  # 128 MiB of raw text per vectorised chunk
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class DataFormatError(ValueError):
@@ -104,6 +106,8 @@ class Table:
 def require_file(path: epath.PathLike, what: str) -> epath.Path:
     """`path` as an epath.Path, or a DataFormatError saying which file is missing."""
     path = epath.Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, None, f"{what} (a file; this is a directory)")
     if not path.is_file():
         raise DataFormatError(path, None, f"{what} (the file does not exist)")
     return path
@@ -133,28 +137,33 @@ def _open_bytes(path: epath.Path) -> io.BufferedIOBase:
 
 
 def _line_chunks(path: epath.Path, encoding: str) -> Iterator[tuple[int, pa.Array]]:
-    """Yields (number of the first line, Arrow string array of lines without line ends)."""
+    """Yields (number of the first line, Arrow string array of lines without line ends).
+
+    A UTF-8 byte-order mark at the start and blank lines at the end of the file are
+    ignored (editors and spreadsheet exports write them); a blank line elsewhere is kept
+    (and refused by the parsers).
+    """
     next_line = 1
     remainder = b""
     with _open_bytes(path) as stream:
-        while True:
-            block = stream.read(_CHUNK_BYTES)
+        block = stream.read(_CHUNK_BYTES)
+        if block.startswith(_UTF8_BOM) and encoding.lower().replace("-", "") == "utf8":
+            block = block[len(_UTF8_BOM) :]
+        while block:
+            following = stream.read(_CHUNK_BYTES)
             data = remainder + block
-            if not block:
-                if data:
-                    data += b"\n"  # the last line has no line end
-                else:
-                    return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                remainder = data
-                continue
-            data, remainder = data[:cut], data[cut:]
-            lines = _split_lines(path, data, next_line, encoding)
-            yield next_line, lines
-            next_line += len(lines)
-            if not block:
-                return
+            if following:
+                # Keep a trailing run of line ends for the next chunk: it may end the file.
+                cut = data.rstrip(b"\r\n").rfind(b"\n") + 1
+                data, remainder = data[:cut], data[cut:]
+            else:
+                data = data.rstrip(b"\r\n")
+                data, remainder = (data + b"\n" if data else b""), b""
+            if data:
+                lines = _split_lines(path, data, next_line, encoding)
+                yield next_line, lines
+                next_line += len(lines)
+            block = following
 
 
 def _split_lines(path: epath.Path, data: bytes, first_line: int, encoding: str) -> pa.Array:

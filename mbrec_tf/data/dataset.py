@@ -113,6 +113,25 @@ class MultiBehaviorData:
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
         return self.valid_items if split == "valid" else self.test_items
 
+    def known_target_items(self, before: str | None = None) -> sp.csr_matrix:
+        """Binary `num_users x num_items` target pairs known before `before` is held out.
+
+        'valid': the training pairs; 'test' and None (serving, after training): the training
+        and validation pairs. These are the items never ranked as candidates (evaluation)
+        nor recommended (export) for their user.
+        """
+        known = self.target_train
+        if before == "valid":
+            return sp.csr_matrix(known)
+        if before not in ("test", None):
+            raise ValueError(f"before must be 'valid', 'test' or None, got {before!r}")
+        users, items = self.held_out("valid")
+        known = known + interaction_matrix(users, items, self.num_users, self.num_items)
+        known = sp.csr_matrix(known)
+        known.data[:] = 1.0
+        known.sort_indices()
+        return known
+
     # --- derived views -----------------------------------------------------------------------
     def all_interactions(self) -> sp.csr_matrix:
         """Binary union of every behavior's training data and both held-out splits."""

@@ -8,6 +8,7 @@ ragged batches and become CSR matrices in one go (Beibei's 21,716 users load in 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import tensorflow_datasets as tfds
 
 import tfds_builders
 from mbrec_tf.data.dataset import MultiBehaviorData, interaction_matrix
+from mbrec_tf.errors import UserError
 from tfds_builders import _preprocessing as prep
 
 DATASETS: tuple[str, ...] = tuple(tfds_builders.BUILDERS)
@@ -32,7 +34,7 @@ def split_name(name: str, config: str | None = None) -> tuple[str, str | None]:
             raise ValueError(f"config given twice: {name}/{embedded} and config={config!r}")
         config = embedded
     if name not in tfds_builders.BUILDERS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     return name, config or None
 
 
@@ -55,8 +57,10 @@ def build(
 ) -> None:
     """Builds `builder`'s dataset unless it already exists (or always, with `rebuild`).
 
-    Offline: raw files come from `manual_dir`, never from GCS.
+    Offline: raw files come from `manual_dir`, never from GCS. A missing or wrong
+    `manual_dir` is a `UserError` saying what to pass.
     """
+    check_manual_dir(builder, manual_dir)
     mode = (
         tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
         if rebuild
@@ -67,6 +71,23 @@ def build(
             manual_dir=manual_dir, try_download_gcs=False, download_mode=mode
         )
     )
+
+
+def check_manual_dir(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> None:
+    """Raises a `UserError` unless `manual_dir` can serve `builder`'s build."""
+    name = builder.name
+    if manual_dir is not None:
+        if os.path.exists(manual_dir) and not os.path.isdir(manual_dir):
+            raise UserError(
+                f"--manual_dir={manual_dir} is a file: pass the folder of {name}'s raw files"
+            )
+        return
+    if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not builder.is_prepared():
+        raise UserError(
+            f"{name} is built from its raw files and is not built yet in "
+            f"{builder.data_dir_root}: pass --manual_dir=<folder of {name}'s raw files> "
+            f"(e.g. ../shared/data/{name})"
+        )
 
 
 def load_dataset(

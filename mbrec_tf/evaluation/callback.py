@@ -3,7 +3,8 @@
 Every `every_n_epochs` epochs (and at the last one) it runs an `Evaluator` on the
 validation split, writes each metric into the epoch `logs` as `val_<metric>`, prints one
 line, tracks the best evaluation of `monitor`, optionally stops early and, at the end of
-training, restores the weights of the best evaluation.
+training, restores the weights of the best evaluation. An epoch whose training loss or
+weights are not finite has diverged: it is never selected, and training stops there.
 
 TensorBoard, pick one of:
   * a `tf.keras.callbacks.TensorBoard` placed AFTER this callback in the `callbacks` list:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,12 @@ from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.evaluation.evaluator import GROUPS_PREFIX, Evaluator
 
 LOGS_PREFIX = "val_"
+#: `every_n_epochs` value that picks the interval from measured times (see the class).
+AUTO = 0
+#: With AUTO, the largest share of training time evaluation may take.
+AUTO_EVAL_SHARE = 0.1
+#: With AUTO, the intervals to choose from (a few round numbers, so runs compare easily).
+AUTO_INTERVALS = (1, 2, 5, 10, 20, 50, 100)
 
 
 class EvaluationCallback(tf.keras.callbacks.Callback):
@@ -38,7 +46,10 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     Args:
       evaluator: an `Evaluator` on the "valid" split, or a `MultiBehaviorData` from which
         one is built with `evaluator_kwargs` (ks, protocols, batch_size, group_bounds).
-      every_n_epochs: evaluate after every n-th epoch (and always after the last one).
+      every_n_epochs: evaluate after every n-th epoch (and always after the last one);
+        `AUTO` (0) evaluates after the first epoch, then picks the smallest of
+        `AUTO_INTERVALS` that keeps evaluation within `AUTO_EVAL_SHARE` of the training
+        time, from the measured epoch and evaluation times (`interval` says which).
       monitor: the metric to select on, a key of the evaluator's results ("hr@10",
         "ndcg@50", "sampled/hr@10", ...; a leading "val_" is accepted). Higher is better.
       patience: stop after this many evaluations in a row without improvement; None never
@@ -55,6 +66,8 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     Attributes:
       best_metrics: the results dict of the best evaluation (no "val_" prefix), or None.
       best_epoch: its 0-based epoch index (as in Keras' `logs`/History), or None.
+      diverged_epoch: the 0-based index of the epoch that diverged (training stopped), or
+        None.
       evaluations: list of (epoch, results) for every evaluation of the last `fit`.
       eval_seconds: total wall time spent evaluating in the last `fit`.
     """
@@ -84,8 +97,8 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
             )
         if evaluator.num_users == 0:
             raise ValueError(f"{evaluator.data.name} has no validation users to evaluate")
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        if every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs must be >= 1 or AUTO (0), got {every_n_epochs}")
         if patience is not None and patience < 0:
             raise ValueError(f"patience must be >= 0 or None, got {patience}")
         self.evaluator = evaluator
@@ -106,6 +119,12 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         self.eval_seconds = 0.0
         self.stopped_epoch: int | None = None
+        self.diverged_epoch: int | None = None
+        #: Epochs between evaluations (chosen after the first one with AUTO).
+        self.interval = max(1, self.every_n_epochs)
+        self._epoch_seconds: list[float] = []
+        self._epoch_start = 0.0
+        self._last_evaluated = -1
         self._best_weights: list[np.ndarray] | None = None
         self._evaluations_without_improvement = 0
         self._last_epoch: int | None = None
@@ -119,14 +138,33 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._print_pending()
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._last_epoch = epoch
+        self._epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        if self._diverged(logs):
+            self.diverged_epoch = self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.verbose:
+                kept = (
+                    "no epoch to fall back to"
+                    if self.best_epoch is None
+                    else f"keeping epoch {self.best_epoch + 1}"
+                )
+                self._pending_lines.append(
+                    f"[valid] epoch {epoch + 1} diverged (non-finite loss or weights): "
+                    f"stopped, {kept}; a smaller --learning_rate may help"
+                )
+            return
         if not self._is_due(epoch):
             return
         results = self.evaluator(self.model)
         self.eval_seconds += self.evaluator.last_seconds
         self.evaluations.append((epoch, results))
+        self._last_evaluated = epoch
+        if self.every_n_epochs == AUTO and len(self.evaluations) == 1:
+            self._choose_interval()
         if self.monitor not in results:
             raise KeyError(f"monitor {self.monitor!r} is not a metric; known: {sorted(results)}")
 
@@ -179,11 +217,32 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
                 )
 
     # --- helpers -----------------------------------------------------------------------------
+    def _diverged(self, logs: dict | None) -> bool:
+        """Whether the epoch's training loss or any of the model's weights is not finite."""
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return True
+        return not all(np.isfinite(w).all() for w in self.model.get_weights())
+
     def _is_due(self, epoch: int) -> bool:
         last_epoch = (getattr(self, "params", None) or {}).get("epochs")
-        return (epoch + 1) % self.every_n_epochs == 0 or (
-            last_epoch is not None and epoch + 1 >= last_epoch
-        )
+        if last_epoch is not None and epoch + 1 >= last_epoch:
+            return True
+        if self.every_n_epochs == AUTO:
+            return not self.evaluations or epoch - self._last_evaluated >= self.interval
+        return (epoch + 1) % self.every_n_epochs == 0
+
+    def _choose_interval(self) -> None:
+        """AUTO: the interval that keeps evaluation a minor share of the time."""
+        epoch_seconds = float(np.mean(self._epoch_seconds)) or 1e-9
+        ratio = self.evaluator.last_seconds / (AUTO_EVAL_SHARE * epoch_seconds)
+        self.interval = next((n for n in AUTO_INTERVALS if n >= ratio), AUTO_INTERVALS[-1])
+        if self.verbose:
+            self._pending_lines.append(
+                f"[valid] evaluating every {self.interval} epoch(s): an evaluation takes "
+                f"{self.evaluator.last_seconds:.2f} s, an epoch {epoch_seconds:.2f} s "
+                "(--eval_every=N fixes it)"
+            )
 
     def _update_best(self, epoch: int, results: dict[str, float]) -> bool:
         """Records `results` if they improve `monitor`; returns whether they did."""

@@ -1,7 +1,9 @@
 """Batched evaluation of a `Recommender` under both protocols of EVALUATION.md.
 
-Full ranking: every item is a candidate except the user's *target* training items
-(supportive-only items stay candidates, the held-out item is never masked). Scores come
+Full ranking: every item is a candidate except the user's *target* items known before the
+split (training items; for the test split also the validation item), so an item the user
+already bought is never a candidate; supportive-only items stay candidates and the held-out
+item is never masked. A non-finite score never helps (see `metrics`). Scores come
 from one matrix product per user batch for factorised models (item vectors computed once
 per evaluation) or from `score_users` otherwise; the rank is found by counting the items
 that score at least as high as the held-out one (no sort, no loop over items or users).
@@ -81,7 +83,7 @@ def full_ranks_from_scores(
     # Over all items the held-out item counts itself once: hence the - 1.
     at_or_above_all = metrics.pessimistic_ranks(target_scores, scores) - 1
     masked_scores = tf.gather_nd(scores, tf.stack([masked_rows, masked_items], axis=1))
-    masked_at_or_above = tf.logical_not(masked_scores < tf.gather(target_scores, masked_rows))
+    masked_at_or_above = metrics.at_or_above(masked_scores, tf.gather(target_scores, masked_rows))
     masked_counts = tf.math.unsorted_segment_sum(
         tf.cast(masked_at_or_above, tf.int32), masked_rows, num_segments=tf.shape(scores)[0]
     )
@@ -179,12 +181,12 @@ class Evaluator:
 
     def _make_batches(self, data: MultiBehaviorData, negatives: np.ndarray | None) -> list[_Batch]:
         """Cuts the evaluated users into batches and precomputes each batch's mask."""
-        target_train = data.target_train
+        known = data.known_target_items(before=self.split)
         batches = []
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             targets = self.items[start : start + self.batch_size]
-            rows = target_train[users]
+            rows = known[users]
             masked_rows = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
             masked_items = rows.indices
             keep = masked_items != targets[masked_rows]  # never mask the held-out item

@@ -2,8 +2,10 @@
 
 The rank of the held-out item is the number of other candidates that score at least as
 high as it (pessimistic ties), so a model that gives every item the same score ranks the
-held-out item last rather than first. A NaN score also counts as "at least as high" (a
-NaN held-out score therefore ranks last), so a broken model can never look good.
+held-out item last rather than first. A non-finite score (NaN, ±inf) never helps: a
+non-finite held-out score ranks behind every candidate, and a non-finite competitor counts
+as at or above the held-out item, so an all-NaN model scores HR = 0. This is spelled out
+with `is_finite`, never left to a comparison with NaN, which `tf.function` may rewrite.
 
 Everything here is TensorFlow and accepts NumPy arrays as well as tensors.
 """
@@ -18,13 +20,27 @@ import tensorflow as tf
 DEFAULT_KS: tuple[int, ...] = (10, 50, 100, 200)
 
 
+def at_or_above(other_scores: tf.Tensor, target_scores: tf.Tensor) -> tf.Tensor:
+    """Whether each competitor counts at or above its held-out item (broadcasting).
+
+    True where `other >= target`, where the competitor's score is not finite, and
+    everywhere when the held-out score is not finite.
+    """
+    other_scores = tf.convert_to_tensor(other_scores)
+    target_scores = tf.cast(target_scores, other_scores.dtype)
+    lowest = tf.constant(-np.inf, dtype=other_scores.dtype)
+    target_scores = tf.where(tf.math.is_finite(target_scores), target_scores, lowest)
+    return tf.logical_or(
+        other_scores >= target_scores, tf.logical_not(tf.math.is_finite(other_scores))
+    )
+
+
 def pessimistic_ranks(
     target_scores: tf.Tensor, other_scores: tf.Tensor, where: tf.Tensor | None = None
 ) -> tf.Tensor:
     """0-based rank of each row's target among its other candidates, ties counted above.
 
-    The rank is how many of `other_scores` are >= the target's score, written as
-    `not (other < target)` so that NaN on either side counts as a tie.
+    The rank is how many of `other_scores` are `at_or_above` the target's score.
 
     Args:
       target_scores: `[B]` score of each user's held-out item.
@@ -34,12 +50,10 @@ def pessimistic_ranks(
     Returns:
       int32 `[B]` ranks.
     """
-    other_scores = tf.convert_to_tensor(other_scores)
-    target_scores = tf.cast(target_scores, other_scores.dtype)
-    at_or_above = tf.logical_not(other_scores < target_scores[:, None])
+    above = at_or_above(other_scores, tf.convert_to_tensor(target_scores)[:, None])
     if where is not None:
-        at_or_above = tf.logical_and(at_or_above, where)
-    return tf.reduce_sum(tf.cast(at_or_above, tf.int32), axis=1)
+        above = tf.logical_and(above, where)
+    return tf.reduce_sum(tf.cast(above, tf.int32), axis=1)
 
 
 def _as_ranks(ranks) -> tf.Tensor:

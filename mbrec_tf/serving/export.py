@@ -21,7 +21,8 @@ them; returned item ids are raw ids too):
 - `user_embedding` (factorised models only): `user` [B] -> `embedding` [B, d], the query
   vector whose dot product with an item vector is the score (p_u ⊙ h_K for EHCF).
 
-Top-k excludes each user's target-train items, as the full-ranking evaluator masks them.
+Top-k excludes every target item known for the user at training time (training and
+validation items), as the full-ranking evaluator masks them for the test split.
 For factorised models the candidates come from a TFRS `BruteForce` layer indexed with
 `model.item_embeddings()`: it retrieves `k + L` candidates, where L is the largest number
 of excluded items of a user in the request, and the excluded ones are dropped afterwards
@@ -30,8 +31,8 @@ of a static one and a gather from a dense mask instead of an all-pairs compariso
 models go through `model.score_users`, the mask and `tf.math.top_k`. Either way the order
 is by descending score; tied scores come lowest item index first (`tf.math.top_k` is
 stable), whereas the evaluator counts ties pessimistically: rankings agree up to the order
-within ties. `max_k` defaults to `num_items - L_max` (L_max: the largest number of target
-training items of one user), so every user always has k real candidates.
+within ties. `max_k` defaults to `num_items - L_max` (L_max: the largest number of known target
+items of one user), so every user always has k real candidates.
 
 Unknown ids: a user id (or, in `score`, an item id) that is not in the training data is an
 error: the signature fails with InvalidArgument, naming the ids, which TF Serving's REST
@@ -101,7 +102,7 @@ def _index_table(ids: np.ndarray, dtype: tf.DType) -> tf.lookup.StaticHashTable:
 
 
 def _max_excluded(data: MultiBehaviorData) -> int:
-    lengths = np.diff(data.target_train.indptr)
+    lengths = np.diff(data.known_target_items().indptr)
     return int(lengths.max()) if len(lengths) else 0
 
 
@@ -128,9 +129,9 @@ class ServingModule(tf.Module):
         # Raw ids as variables: looked up by index, and readable after tf.saved_model.load.
         self.user_ids = tf.Variable(_id_tensor(data.user_ids, self.user_dtype), trainable=False)
         self.item_ids = tf.Variable(_id_tensor(data.item_ids, self.item_dtype), trainable=False)
-        target_train = data.target_train.sorted_indices()
-        self.excluded_items = tf.Variable(target_train.indices.astype(np.int32), trainable=False)
-        self.excluded_splits = tf.Variable(target_train.indptr.astype(np.int64), trainable=False)
+        known = data.known_target_items()
+        self.excluded_items = tf.Variable(known.indices.astype(np.int32), trainable=False)
+        self.excluded_splits = tf.Variable(known.indptr.astype(np.int64), trainable=False)
         self.model_variables = list(model.variables)
         self._retrieval = None
         if self.factorized:
@@ -161,7 +162,7 @@ class ServingModule(tf.Module):
             return tf.cast(tf.identity(found), tf.int32)
 
     def _excluded_mask(self, users: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Dense bool mask [B, num_items] of target-train items, and the largest row length."""
+        """Dense bool mask [B, num_items] of known target items, and the largest row length."""
         excluded = tf.RaggedTensor.from_row_splits(
             self.excluded_items, self.excluded_splits, validate=False
         )
@@ -370,13 +371,13 @@ def export_model(
 
     Args:
       model: a (trained) Recommender for `data`.
-      data: the dataset it was trained on (raw ids, target-train items to exclude).
+      data: the dataset it was trained on (raw ids, known target items to exclude).
       export_base_dir: the TF Serving model base path.
       version: integer version; default: one more than the largest existing one. An
         existing version is never overwritten (FileExistsError).
       default_k: k of `serving_default` and the default k of `top_k`.
       max_k: largest k accepted (default and upper limit: num_items minus the largest
-        number of target-train items of one user).
+        number of known target items of one user).
       metadata: JSON-serialisable facts to store with the export under "run" (model name,
         resolved config, flags, ...).
     """
@@ -457,7 +458,7 @@ def _publish(
             "default_k": module.default_k,
             "max_k": module.max_k,
             "unknown_ids": "error (InvalidArgument; HTTP 400)",
-            "excluded": f"each user's {data.target!r} training items",
+            "excluded": f"each user's {data.target!r} training and validation items",
             "has_item_titles": data.item_titles is not None,
             "example_users": [_plain(u) for u in data.user_ids[:3]],
             "signatures": _describe(module),

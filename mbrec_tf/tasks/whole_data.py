@@ -362,9 +362,26 @@ class WholeDataTask(Task):
         positives: Mapping[str, tf.RaggedTensor],
         outputs: Mapping[str, tf.Tensor],
         loss: str | None = None,
+        with_constant: bool = False,
     ) -> list[tf.Tensor]:
-        """L̃_k of every behavior for a user batch; `loss` overrides the form."""
-        loss = loss or self.loss_kind
+        """L̃_k of every behavior for a user batch; `loss` overrides the form.
+
+        L̃_k omits the parameter-free constant c⁺ · |positives of k|; `with_constant` adds
+        it back, giving the weighted squared error Σ_u Σ_v c_uv (R − R̂)² itself (what is
+        logged: positive, and falling as the model fits). Gradients are the same.
+        """
+        losses = self._losses_without_constant(positives, outputs, loss or self.loss_kind)
+        if not with_constant:
+            return losses
+        dtype = losses[0].dtype
+        return [
+            value + positive_constant(tf.size(positives[b].values), self.positive_weight, dtype)
+            for value, b in zip(losses, self.behaviors, strict=True)
+        ]
+
+    def _losses_without_constant(
+        self, positives: Mapping[str, tf.RaggedTensor], outputs: Mapping[str, tf.Tensor], loss: str
+    ) -> list[tf.Tensor]:
         user_vectors = outputs["user_vectors"]
         items = outputs["item_vectors"]
         vectors = outputs["prediction_vectors"]
@@ -436,7 +453,7 @@ class WholeDataTask(Task):
         return self.weighted_sum(losses)
 
     def call(self, batch, outputs, training=False, step=None):
-        losses = self.behavior_losses(batch["positives"], outputs)
+        losses = self.behavior_losses(batch["positives"], outputs, with_constant=True)
         total = self.objective(losses, training=training, step=step)
         return total, dict(zip(self.loss_names, losses, strict=True))
 

@@ -127,3 +127,14 @@ def test_only_the_validation_split(data):
     callback = EvaluationCallback(data, monitor="nope", verbose=False)
     with pytest.raises(KeyError, match="nope"):
         fit(data, [1.0], [callback])
+
+
+def test_a_diverged_epoch_is_never_selected_and_stops_training(data, capsys):
+    callback = EvaluationCallback(data, monitor="hr@10", ks=(10,))
+    model, history = fit(data, [1.0, float("nan"), 1.0], [callback])
+    assert callback.diverged_epoch == 1 and callback.stopped_epoch == 1
+    assert callback.best_epoch == 0
+    assert model.quality.numpy() == 1.0  # the weights of epoch 1 (index 0) are back
+    assert len(history.history["loss"]) == 2
+    out = capsys.readouterr().out
+    assert "[valid] epoch 2 diverged" in out

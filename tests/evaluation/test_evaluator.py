@@ -220,3 +220,45 @@ def test_a_negative_equal_to_the_held_out_item_is_not_a_candidate():
     data = dataclasses.replace(hand_data(), test_negatives=negatives)
     ranks = Evaluator(data, "test").ranks(FixedScores(SCORES))
     np.testing.assert_array_equal(ranks["sampled"], [0, 3, 1, 3])
+
+
+@pytest.mark.parametrize("factorised", [True, False], ids=["factorised", "score_users"])
+def test_a_model_with_nan_scores_scores_zero_inside_tf_function(factorised):
+    data = random_data(num_users=12, num_items=40, seed=2)
+    if factorised:
+        model = Factorised(np.ones((12, 3), np.float32), np.full((40, 3), np.nan, dtype=np.float32))
+    else:
+        model = FixedScores(np.full((12, 40), np.nan, dtype=np.float32))
+    results = Evaluator(data, "test", ks=(10,))(model)
+    assert results["hr@10"] == 0.0 and results["ndcg@10"] == 0.0
+    assert results["sampled/hr@10"] == 0.0 and results["sampled/ndcg@10"] == 0.0
+
+
+def test_a_nan_competitor_never_helps_and_a_nan_held_out_item_ranks_last():
+    data = random_data(num_users=12, num_items=40, seed=2)
+    users, items = data.held_out("test")
+    scores = np.zeros((12, 40), np.float32)
+    scores[users, items] = 1.0
+    scores[users, (items + 1) % 40] = np.nan  # one broken competitor per user
+    ranks = Evaluator(data, "test", ks=(10,)).ranks(FixedScores(scores))["full"]
+    masked = data.known_target_items("test").toarray()[users, (items + 1) % 40] > 0
+    np.testing.assert_array_equal(ranks, np.where(masked, 0, 1))
+    scores[users, items] = np.nan
+    ranks = Evaluator(data, "test", ks=(10,)).ranks(FixedScores(scores))["full"]
+    known = data.known_target_items("test").toarray()[users].sum(axis=1)
+    np.testing.assert_array_equal(ranks, 40 - 1 - known)
+
+
+def test_the_test_split_masks_the_users_validation_item_too():
+    data = random_data(num_users=12, num_items=40, seed=2)
+    users, test_items = data.held_out("test")
+    scores = np.zeros((12, 40), np.float32)
+    scores[users, test_items] = 1.0
+    has_valid = data.valid_items[users] != NO_ITEM
+    assert has_valid.any() and (data.valid_items[users] != test_items).all()
+    scores[users[has_valid], data.valid_items[users[has_valid]]] = 2.0  # bought already
+    results = Evaluator(data, "test", ks=(1,))(FixedScores(scores))
+    assert results["hr@1"] == 1.0
+    # The validation split itself only masks training items.
+    known = data.known_target_items("valid")
+    assert (known != data.target_train).nnz == 0

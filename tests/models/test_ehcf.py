@@ -205,9 +205,15 @@ def test_train_step_lowers_the_loss_and_logs_each_behavior(data):
     _compile(model, ehcf.EHCFConfig(optimizer="sgd", learning_rate=0.01), data)
     users, positives = _full_batch(data)
     batch = {"user": users, "positives": positives}
-    before = float(_objective(model, _losses(model, users, positives)))
+
+    def logged_objective() -> float:
+        outputs = model(batch)
+        losses = model.task.behavior_losses(positives, outputs, with_constant=True)
+        return float(_objective(model, losses))
+
+    before = logged_objective()
     logs = model.train_step(batch)
-    after = float(_objective(model, _losses(model, users, positives)))
+    after = logged_objective()
     assert after < before
     assert set(logs) == {"loss", "loss/view", "loss/cart", "loss/buy"}
     assert float(logs["loss"]) == pytest.approx(before, rel=1e-5)
@@ -288,6 +294,21 @@ def test_checkpoint_restore_and_export_serve_the_same_ranking(data, tmp_path):
     # The exported top-k is the ranking by (p_u ⊙ h_K)·q_v without target-train items.
     served = tf.saved_model.load(export_model(restored, data, str(tmp_path / "export")))
     top = served.signatures["serving_default"](user=tf.constant(data.user_ids))
-    masked = np.where(data.target_train.toarray() > 0, -np.inf, scores)
+    masked = np.where(data.known_target_items().toarray() > 0, -np.inf, scores)
     expected = data.item_ids[np.argsort(-masked, axis=1, kind="stable")[:, :10]]
     np.testing.assert_array_equal(top["item_ids"].numpy(), expected)
+
+
+def test_the_logged_loss_is_the_weighted_squared_error(data):
+    model = _model(data, keep_prob=1.0, loss_coefficients=("view:1", "cart:2", "buy:3"))
+    users, positives = _full_batch(data)
+    logs = model.test_step({"user": users, "positives": positives})
+    labels = {b: data.train[b].toarray() for b in BEHAVIORS}
+    errors = [
+        loss + labels[b].sum()
+        for loss, b in zip(_brute_force_losses(model, data), BEHAVIORS, strict=True)
+    ]
+    expected = np.dot(model.task.loss_coefficients, errors) + float(tf.add_n(model.losses))
+    assert float(logs["loss"]) > 0
+    assert float(logs["loss"]) == pytest.approx(expected, rel=1e-4)
+    assert float(logs["loss/cart"]) == pytest.approx(errors[1], rel=1e-4)

@@ -46,7 +46,7 @@ def test_export_cli_writes_the_next_version(trained_run):
     loaded = tf.saved_model.load(path)
     top = loaded.signatures["serving_default"](user=tf.constant(["u0"]))
     counts = data.item_popularity().copy()
-    counts[data.target_train[0].indices] = -1
+    counts[data.known_target_items()[0].indices] = -1
     order = np.lexsort((np.arange(data.num_items), -counts))[:4]
     np.testing.assert_array_equal(top["item_ids"].numpy()[0], data.item_ids[order])
 

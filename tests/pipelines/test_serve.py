@@ -36,7 +36,7 @@ def export_base(tmp_path_factory):
 
 def _expected(data, user: int, k: int) -> list[int]:
     counts = data.item_popularity().copy()
-    counts[data.target_train[user].indices] = -1
+    counts[data.known_target_items()[user].indices] = -1
     return data.item_ids[np.lexsort((np.arange(data.num_items), -counts))[:k]].tolist()
 
 

@@ -56,7 +56,7 @@ class BiasedModel(Recommender):
 def expected_top_k(model: Recommender, data: MultiBehaviorData, users: np.ndarray, k: int):
     """Reference top-k by numpy: target-train items masked, score descending, index ascending."""
     scores = model.score_users(tf.constant(users, dtype=tf.int32)).numpy().astype(np.float64)
-    mask = data.target_train[users].toarray() > 0
+    mask = data.known_target_items()[users].toarray() > 0
     scores[mask] = -np.inf
     items = np.arange(data.num_items)
     order = np.stack([np.lexsort((items, -row))[:k] for row in scores])

@@ -64,7 +64,7 @@ def test_top_k_is_the_masked_full_ranking(exports, kind, ids):
     )
     np.testing.assert_allclose(out["scores"].numpy(), scores, rtol=1e-6)
     for row, user in enumerate(users):
-        assert not set(order[row]) & set(data.target_train[user].indices)
+        assert not set(order[row]) & set(data.known_target_items()[user].indices)
 
 
 @pytest.mark.parametrize("kind", ["dot", "biased"])
@@ -79,7 +79,7 @@ def test_top_k_signature_takes_k(exports, kind):
 
 def test_max_k_leaves_every_user_k_real_candidates(exports):
     model, data, loaded, path = exports("dot")
-    longest = int(np.diff(data.target_train.indptr).max())
+    longest = int(np.diff(data.known_target_items().indptr).max())
     max_k = data.num_items - longest
     assert export_lib.read_metadata(path)["max_k"] == max_k
     users = np.arange(data.num_users)
