@@ -210,7 +210,10 @@ def make_run_config(settings: RunSettings, config: Any, data: MultiBehaviorData)
         "settings": dataclasses.asdict(settings),
         "config": config_lib.to_dict(config),
         "dataset_statistics": data.statistics(),
+        "raw_files": (data.raw_files or {}).get("files", {}),
     }
+    if data.raw_files:
+        run_config["raw_files_dir"] = data.raw_files["manual_dir"]
     return json.loads(json.dumps(run_config, default=str))
 
 
@@ -223,10 +226,13 @@ def run_config_changes(
     setting or data statistic that differs, is another run.
     """
     other_run, allowed = [], []
-    for section in ("settings", "config", "dataset_statistics"):
+    for section in ("settings", "config", "dataset_statistics", "raw_files"):
         old, new = previous.get(section, {}), current.get(section, {})
         for key in sorted(set(old) | set(new)):
             if old.get(key) == new.get(key):
+                continue
+            if section == "raw_files":
+                other_run.append(f"raw file {key} differs")
                 continue
             change = f"{key}: {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
             if section == "settings" and key in RESUMABLE_SETTINGS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,6 +44,8 @@ class MultiBehaviorData:
         the sampled protocol (items the user never interacted with), or None.
       user_ids / item_ids: raw ids, indexed by contiguous index (str or int64 arrays).
       item_titles: optional display names of the items (e.g. MovieLens titles).
+      raw_files: where the build's raw files were and their names, sizes and SHA-256
+        checksums (for the run record), or None for generated data.
     """
 
     name: str
@@ -55,6 +58,7 @@ class MultiBehaviorData:
     valid_negatives: np.ndarray | None = None
     test_negatives: np.ndarray | None = None
     item_titles: np.ndarray | None = None
+    raw_files: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.behaviors:

@@ -8,7 +8,12 @@ ragged batches and become CSR matrices in one go (Beibei's 21,716 users load in 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -73,6 +78,11 @@ def build(
     )
 
 
+def _is_built(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether `builder`'s dataset is built (quietly: no TFDS warnings for a new one)."""
+    return os.path.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
 def check_manual_dir(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> None:
     """Raises a `UserError` unless `manual_dir` can serve `builder`'s build."""
     name = builder.name
@@ -82,12 +92,96 @@ def check_manual_dir(builder: tfds.core.DatasetBuilder, manual_dir: str | None) 
                 f"--manual_dir={manual_dir} is a file: pass the folder of {name}'s raw files"
             )
         return
-    if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not builder.is_prepared():
+    if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not _is_built(builder):
         raise UserError(
             f"{name} is built from its raw files and is not built yet in "
             f"{builder.data_dir_root}: pass --manual_dir=<folder of {name}'s raw files> "
             f"(e.g. ../shared/data/{name})"
         )
+
+
+#: File written beside a build: the raw files it was built from (names, sizes, checksums).
+RAW_FILES_RECORD = "mbrec_raw_files.json"
+_HASH_BLOCK = 1 << 24
+
+
+def raw_files_fingerprint(
+    manual_dir: str, known: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every file under `manual_dir` (relative name -> size, mtime and SHA-256).
+
+    A file whose size and modification time equal its entry in `known` (an earlier
+    fingerprint) keeps that entry's checksum instead of being read again.
+    """
+    known = known or {}
+    fingerprint: dict[str, dict[str, Any]] = {}
+    for root, dirs, files in os.walk(manual_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            relative = os.path.relpath(path, manual_dir)
+            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            previous = known.get(relative, {})
+            if {k: previous.get(k) for k in entry} == entry and "sha256" in previous:
+                entry["sha256"] = previous["sha256"]
+            else:
+                digest = hashlib.sha256()
+                with open(path, "rb") as file:
+                    for block in iter(lambda: file.read(_HASH_BLOCK), b""):
+                        digest.update(block)
+                entry["sha256"] = digest.hexdigest()
+            fingerprint[relative] = entry
+    return fingerprint
+
+
+def _same_files(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two fingerprints name the same files with the same sizes and contents."""
+    strip = lambda f: {n: (e["size"], e["sha256"]) for n, e in f.items()}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def _read_record(builder: tfds.core.DatasetBuilder) -> dict[str, Any] | None:
+    path = os.path.join(builder.data_dir, RAW_FILES_RECORD)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def build_matching(
+    builder: tfds.core.DatasetBuilder, manual_dir: str | None, *, rebuild: bool = False
+) -> dict | None:
+    """Builds `builder` from `manual_dir`, rebuilding a build made from other raw files.
+
+    TFDS keys a build by dataset, config and version only; the record of the raw files
+    beside it makes a build from one folder never serve another folder's data. Returns
+    the record of the raw files the build holds (None for generated datasets).
+    `rebuild` regenerates the build in any case.
+    """
+    check_manual_dir(builder, manual_dir)
+    if manual_dir is None or not builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        build(builder, manual_dir, rebuild=rebuild)
+        return _read_record(builder) if _is_built(builder) else None
+    record = _read_record(builder) if _is_built(builder) else None
+    files = raw_files_fingerprint(manual_dir, (record or {}).get("files"))
+    stale = _is_built(builder) and (record is None or not _same_files(record["files"], files))
+    if stale and not rebuild:
+        logging.warning(
+            "%s: the raw files in %s differ from those the build in %s was made from "
+            "(%s): rebuilding it",
+            builder.name,
+            manual_dir,
+            builder.data_dir,
+            "unrecorded" if record is None else record.get("manual_dir"),
+        )
+    build(builder, manual_dir, rebuild=rebuild or stale)
+    record = {"manual_dir": os.path.abspath(manual_dir), "files": files}
+    tmp = os.path.join(builder.data_dir, f".{RAW_FILES_RECORD}.tmp")
+    with open(tmp, "w", encoding="utf-8") as file:
+        json.dump(record, file, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(builder.data_dir, RAW_FILES_RECORD))
+    return record
 
 
 def load_dataset(
@@ -110,8 +204,12 @@ def load_dataset(
         have (a stale or foreign build fails loudly); None skips the check.
     """
     builder = make_builder(name, data_dir=data_dir, config=config)
-    build(builder, manual_dir)
-    return from_builder(builder, num_negatives_check=num_negatives_check)
+    record = build_matching(builder, manual_dir)
+    data = from_builder(builder, num_negatives_check=num_negatives_check)
+    if record is None:
+        return data
+    files = {n: {"size": e["size"], "sha256": e["sha256"]} for n, e in record["files"].items()}
+    return dataclasses.replace(data, raw_files={"manual_dir": record["manual_dir"], "files": files})
 
 
 def from_builder(

@@ -113,3 +113,99 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     results = training.train_and_evaluate(settings, config, data=data)
     assert epochs_started == [2]
     assert results["epochs_trained"] == 4
+
+
+def _settings(tmp_path, **overrides) -> training.RunSettings:
+    options = dict(
+        model="ehcf", dataset="random", model_dir=str(tmp_path / "run"), metrics_k=(10,), verbose=0
+    )
+    options.update(overrides)
+    return training.RunSettings(**options)
+
+
+def _config(**overrides):
+    return registry.resolve_config("ehcf", "random", {"epochs": 2, "embedding_dim": 8, **overrides})
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return random_data(num_users=24, num_items=30, behaviors=("view", "buy"))
+
+
+def test_a_run_directory_holds_one_configuration(tmp_path, small_data):
+    from mbrec_tf.errors import UserError
+
+    training.train_and_evaluate(_settings(tmp_path), _config(), data=small_data)
+    with pytest.raises(UserError, match=r"keep_prob: 0.5 -> 0.9.*--overwrite"):
+        training.train_and_evaluate(_settings(tmp_path), _config(keep_prob=0.9), data=small_data)
+    # Evaluation cadence and more epochs continue the same run.
+    resumed = training.train_and_evaluate(
+        _settings(tmp_path, eval_every=2), _config(epochs=3), data=small_data
+    )
+    assert resumed["epochs_trained"] == 3
+    fresh = training.train_and_evaluate(
+        _settings(tmp_path), _config(keep_prob=0.9), data=small_data, overwrite=True
+    )
+    assert fresh["config"]["keep_prob"] == 0.9 and fresh["epochs_trained"] == 2
+    assert os.path.basename(fresh["export_path"]) == "1"  # the old exports went too
+
+
+def test_no_untrained_export_and_unwritable_directories_fail_before_training(tmp_path, small_data):
+    from mbrec_tf.errors import UserError
+
+    with pytest.raises(UserError, match="at least one epoch"):
+        training.train_and_evaluate(_settings(tmp_path), _config(epochs=0), data=small_data)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    settings = _settings(tmp_path, export_dir=str(blocker / "export"))
+    with pytest.raises(UserError, match="cannot write to --export_dir"):
+        training.train_and_evaluate(settings, _config(), data=small_data)
+    assert not os.path.exists(os.path.join(settings.model_dir, "checkpoints"))
+
+
+def test_epochs_are_numbered_from_one_everywhere(tmp_path, small_data):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    settings = _settings(tmp_path, eval_every=1)
+    results = training.train_and_evaluate(settings, _config(epochs=3), data=small_data)
+    assert 1 <= results["best_epoch"] <= 3
+    selected = os.listdir(os.path.join(settings.model_dir, training.SELECTED_SUBDIR))
+    assert f"ckpt-{results['best_epoch']}.index" in selected
+    steps = {}
+    for split in ("train", "validation"):
+        events = event_accumulator.EventAccumulator(os.path.join(settings.model_dir, "logs", split))
+        events.Reload()
+        tag = "epoch_loss" if split == "train" else "epoch_ndcg@10"
+        steps[split] = [event.step for event in _scalars(events, tag)]
+    assert steps == {"train": [1, 2, 3], "validation": [1, 2, 3]}
+    checkpoints = os.listdir(os.path.join(settings.model_dir, training.CHECKPOINT_SUBDIR))
+    assert {"ckpt-1.index", "ckpt-2.index", "ckpt-3.index"} <= set(checkpoints)
+
+
+def _scalars(events, tag):
+    """Scalar events of `tag`, whether written as scalars or as tensors."""
+    if tag in events.Tags().get("scalars", []):
+        return events.Scalars(tag)
+    return events.Tensors(tag)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=popularity", "--dataset=nope"], "unknown dataset 'nope'"),
+        (["--model=ehcf", "--dataset=beibei", "--data_dir={tmp}/tfds"], "--manual_dir"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path, args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", f"--model_dir={tmp_path}/run"]
+        + [arg.format(tmp=tmp_path) for arg in args],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
