@@ -555,6 +555,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.request_version = "HTTP/1.1"  # so that the reply has a status line
         self.close_connection = True
         text = message or http.HTTPStatus(code).phrase
+        if code == http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code = http.HTTPStatus.BAD_REQUEST  # a request this server cannot parse: 4xx
         self._reply(code, {"error": " ".join(str(text).split())[:300]})
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
