@@ -295,12 +295,16 @@ class VersionWatcher:
                 for version in [v for v in self._failed if v not in existing]:
                     del self._failed[version]  # a removed version leaves the status
                 failed = set(self._failed)
-            wanted = self.policy.select([v for v in existing if v not in failed])
-            for version in sorted(set(wanted) - set(self._served), reverse=True):
-                self._load(version)
-            with self._lock:
-                failed = set(self._failed)
-            keep = set(self.policy.select([v for v in existing if v not in failed]))
+            while True:  # a failed load changes the selection: e.g. the previous latest
+                wanted = self.policy.select([v for v in existing if v not in failed])
+                missing = sorted(set(wanted) - set(self._served), reverse=True)
+                if not missing:
+                    break
+                for version in missing:
+                    self._load(version)
+                with self._lock:
+                    failed = set(self._failed)
+            keep = set(wanted)
             with self._lock:
                 gone = sorted(set(self._served) - keep)
                 if gone:
