@@ -13,8 +13,9 @@ connection or gRPC channel) send --requests measured requests after --warmup_req
 unmeasured ones. --new_connection_concurrency clients open a new TCP connection for every
 REST request. The version-switch run (--switch_concurrency clients, REST, 1 user per
 request) publishes version 2 (another link to the same export) after --switch_after_seconds
-and keeps sending until the server has loaded, warmed up and switched to it; it reports the
-requests sent before the switch (steady state) and those sent while it was under way.
+and keeps sending until the server has loaded, warmed up and switched to it and 2 s more
+(the old version is freed then); it reports the requests sent before the switch (steady
+state) and those sent from publishing version 2 to the end of those 2 s.
 Latency is measured per request by the client (send to full reply); failed requests
 (connection errors, non-200 replies) are counted, not hidden.
 """
@@ -366,14 +367,16 @@ def switch_run(server, users, target, concurrency, after_seconds, seed) -> dict[
             raise RuntimeError(f"version 2 was not served: {server.statuses()}")
         time.sleep(0.02)
     switched = time.perf_counter()
-    time.sleep(0.5)
+    # The old version is freed about a second after the switch: that belongs to it too.
+    settled = switched + 2.0
+    time.sleep(2.5)
     stop.set()
     thread.join()
     records = outcome["records"]
     steady = [r for r in records if begin + 1.0 <= r.start < published]
-    during = [r for r in records if published <= r.start <= switched]
+    during = [r for r in records if published <= r.start <= settled]
     steady_summary = summarize(steady, published - begin - 1.0)
-    during_summary = summarize(during, switched - published)
+    during_summary = summarize(during, settled - published)
     return {
         "clients": concurrency,
         "switch_seconds": switched - published,

@@ -19,6 +19,7 @@ import http
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ from mbrec_tf.serving import warmup as warmup_lib
 
 #: TF Serving reads at most this many warm-up records.
 MAX_WARMUP_RECORDS = 1000
+#: Seconds an unloaded version is kept referenced, so that requests still using it finish.
+RETIRE_SECONDS = 1.0
 _POLICY = re.compile(r"^(latest(?::(?P<num>\d{1,4}))?|all|specific:(?P<versions>[\d,]+))$")
 
 
@@ -244,6 +247,9 @@ class VersionWatcher:
         self._served: dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
         self._failed: dict[int, str] = {}
         self._loading: set[int] = set()
+        # Unloaded versions, kept a moment so that requests still using one finish first and
+        # the version's TensorFlow resources are freed here, not in a request's thread.
+        self._retired: list[tuple[float, Servable]] = []
         self._lock = threading.Lock()  # serialises the writers
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -305,12 +311,17 @@ class VersionWatcher:
                 with self._lock:
                     failed = set(self._failed)
             keep = set(wanted)
+            now = time.monotonic()
             with self._lock:
                 gone = sorted(set(self._served) - keep)
+                self._retired += [(now, self._served[v]) for v in gone]
                 if gone:
                     self._served = {v: s for v, s in self._served.items() if v in keep}
             for version in gone:
                 logging.info("unloaded version %d of %s", version, self.base_path)
+            expired = [s for t, s in self._retired if now - t >= RETIRE_SECONDS]
+            self._retired = [(t, s) for t, s in self._retired if now - t < RETIRE_SECONDS]
+            del expired  # the last references: freed in this thread
 
     def _load(self, version: int) -> None:
         path = os.path.join(self.base_path, str(version))
