@@ -18,6 +18,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's errors reach the user as one line
 
 from absl import flags, logging  # noqa: E402
 

@@ -206,7 +206,10 @@ class GrpcServer:
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(api), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as error:  # grpcio reports a taken port this way
+            raise OSError(f"could not bind gRPC to {address}: {error}") from None
         if self.port == 0:
             raise OSError(f"could not bind gRPC to {address}")
 

@@ -681,9 +681,13 @@ class ModelServer:
         if grpc_port is not None:
             from mbrec_tf.serving import grpc_service
 
-            self._grpc = grpc_service.GrpcServer(
-                self.api, host, grpc_port, max_message_bytes=max_body_bytes
-            )
+            try:
+                self._grpc = grpc_service.GrpcServer(
+                    self.api, host, grpc_port, max_message_bytes=max_body_bytes
+                )
+            except OSError:
+                self._http.server_close()
+                raise
         self._thread: threading.Thread | None = None
 
     @property

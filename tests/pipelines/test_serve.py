@@ -100,6 +100,7 @@ def _check_grpc(port: int, data) -> None:
         (["--model_version_policy=newest"], "--model_version_policy must be latest"),
         (["--model_version_policy=specific:x"], "--model_version_policy must be latest"),
         (["--port=PORT_IN_USE"], "cannot listen on 127.0.0.1"),
+        (["--port=0", "--grpc_port=PORT_IN_USE"], "could not bind gRPC"),
     ],
 )
 def test_serve_flag_mistakes_are_one_line_usage_errors(export_base, capsys, argv, message):
