@@ -23,6 +23,9 @@ setuptools.setup(
         "pandas>=2.0",
         "scipy>=1.11",
         "absl-py>=2.0",
+        # TF Serving's PredictionService protos and stubs for the local server's gRPC API.
+        "tensorflow-serving-api>=2.21,<2.22",
+        "grpcio>=1.24.3,<2.0",
     ],
     extras_require={"dev": ["pytest>=8.0", "ruff>=0.5", "dill>=0.3"]},  # dill: tfds.testing
 )

@@ -1,13 +1,15 @@
-r"""Serves exported models over TensorFlow Serving's REST API on this machine.
+r"""Serves exported models over TensorFlow Serving's REST (and gRPC) API on this machine.
 
   python -m pipelines.serve --model_base_path=runs/ehcf/beibei/export --model_name=ehcf
   curl -d '{"instances": ["1001"]}' http://127.0.0.1:8501/v1/models/ehcf:predict
 
 The flags mirror `tensorflow_model_server`'s (--model_name, --model_base_path,
---rest_api_port is --port here, --file_system_poll_wait_seconds). A new version folder
-exported under the base path is served without a restart. Binds to 127.0.0.1 unless
---host says otherwise (the server has no authentication). For production, serve the same
-base path with TensorFlow Serving (see the README).
+--rest_api_port is --port here, --grpc_port is its --port, --file_system_poll_wait_seconds,
+--model_version_policy stands for the model config's policy). A new version folder exported
+under the base path is loaded and warmed up in the background and then served without a
+restart. Binds to 127.0.0.1 unless --host says otherwise (the server has no
+authentication). For production, serve the same base path with TensorFlow Serving (see the
+README).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's errors reach the user as one line
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from mbrec_tf.serving import server as server_lib  # noqa: E402
+from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -52,6 +56,50 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         upper_bound=65535,
         flag_values=flag_values,
     )
+    flags.DEFINE_integer(
+        "grpc_port",
+        None,
+        "Also serve TF Serving's gRPC PredictionService on this port (0: any free port; "
+        "default: no gRPC).",
+        lower_bound=0,
+        upper_bound=65535,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "model_version_policy",
+        "latest",
+        "Versions to serve, as TF Serving's model_version_policy: latest (the newest), "
+        "latest:N (the N newest), all, or specific:V1,V2,...",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "read_timeout",
+        server_lib.DEFAULT_READ_TIMEOUT,
+        "Seconds a client has to send a request's headers and body (then 408).",
+        lower_bound=0.01,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "idle_timeout",
+        server_lib.DEFAULT_IDLE_TIMEOUT,
+        "Seconds a keep-alive connection may wait for its next request before it is closed.",
+        lower_bound=0.01,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "max_connections",
+        server_lib.DEFAULT_MAX_CONNECTIONS,
+        "Most open HTTP connections (one thread each); more get a 503.",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "listen_backlog",
+        server_lib.DEFAULT_LISTEN_BACKLOG,
+        "Connections the kernel queues before they are accepted (capped by somaxconn).",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
     flags.DEFINE_float(
         "file_system_poll_wait_seconds",
         1.0,
@@ -70,23 +118,41 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 
 
 def make_server(flag_values: flags.FlagValues = FLAGS) -> server_lib.ModelServer:
-    """The server the flags describe (not started)."""
-    return server_lib.ModelServer(
-        flag_values.model_base_path,
-        flag_values.model_name,
-        host=flag_values.host,
-        port=flag_values.port,
-        poll_seconds=flag_values.file_system_poll_wait_seconds,
-        max_ids=flag_values.max_ids,
-    )
+    """The server the flags describe (not started); a one-line usage error if they are wrong."""
+    try:
+        policy = server_lib.VersionPolicy.parse(flag_values.model_version_policy)
+    except ValueError as error:
+        common.usage_error(str(error))
+    try:
+        return server_lib.ModelServer(
+            flag_values.model_base_path,
+            flag_values.model_name,
+            host=flag_values.host,
+            port=flag_values.port,
+            grpc_port=flag_values.grpc_port,
+            poll_seconds=flag_values.file_system_poll_wait_seconds,
+            version_policy=policy,
+            max_ids=flag_values.max_ids,
+            read_timeout=flag_values.read_timeout,
+            idle_timeout=flag_values.idle_timeout,
+            max_connections=flag_values.max_connections,
+            listen_backlog=flag_values.listen_backlog,
+        )
+    except OSError as error:  # the port is taken, the host is not this machine's, ...
+        common.usage_error(
+            f"cannot listen on {flag_values.host} (--port={flag_values.port}, "
+            f"--grpc_port={flag_values.grpc_port}): {error}"
+        )
 
 
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.INFO)
     server = make_server(FLAGS)
+    grpc = "" if server.grpc_port is None else f" and gRPC on {server.host}:{server.grpc_port}"
     print(
-        f"serving model {FLAGS.model_name!r} from {FLAGS.model_base_path} at "
+        f"serving model {FLAGS.model_name!r} from {FLAGS.model_base_path} "
+        f"(versions: {FLAGS.model_version_policy}){grpc} at "
         f"{server.url}/v1/models/{FLAGS.model_name}",
         flush=True,
     )
@@ -98,4 +164,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.run(main)

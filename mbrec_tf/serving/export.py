@@ -66,7 +66,7 @@ from mbrec_tf.serving import warmup
 METADATA_FILE = "mbrec_export.json"
 TITLES_FILE = "item_titles.json"
 ASSETS_EXTRA = "assets.extra"
-_VERSION_NAME = re.compile(r"^[0-9]+$")
+_VERSION_NAME = re.compile(r"^[0-9]{1,18}$")  # int64, as TF Serving
 
 
 class _Hidden:

@@ -50,6 +50,8 @@ def test_serve_process_answers_predict_requests(export_base):
         f"--model_base_path={base}",
         "--model_name=pop",
         "--port=0",
+        "--grpc_port=0",
+        "--model_version_policy=all",
     ]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -70,9 +72,55 @@ def test_serve_process_answers_predict_requests(export_base):
                     raise
                 time.sleep(0.2)
         assert predictions[0]["item_ids"] == _expected(data, 1, 3)
+        grpc_port = int(first_line.split("gRPC on 127.0.0.1:")[1].split()[0])
+        _check_grpc(grpc_port, data)
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _check_grpc(port: int, data) -> None:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "pop"
+    request.inputs["user"].CopyFrom(tf.make_tensor_proto(np.array([b"u1"], dtype=object)))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            request, timeout=30
+        )
+    assert tf.make_ndarray(reply.outputs["item_ids"])[0].tolist() == _expected(data, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model_version_policy=newest"], "--model_version_policy must be latest"),
+        (["--model_version_policy=specific:x"], "--model_version_policy must be latest"),
+        (["--port=PORT_IN_USE"], "cannot listen on 127.0.0.1"),
+        (["--port=0", "--grpc_port=PORT_IN_USE"], "could not bind gRPC"),
+    ],
+)
+def test_serve_flag_mistakes_are_one_line_usage_errors(export_base, capsys, argv, message):
+    import socket
+
+    from pipelines import serve as serve_pipeline
+
+    base, _ = export_base
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        argv = [a.replace("PORT_IN_USE", str(taken.getsockname()[1])) for a in argv]
+        values = flags.FlagValues()
+        serve_pipeline.define_flags(values)
+        values(["serve", f"--model_base_path={base}", *argv])
+        with pytest.raises(SystemExit) as caught:
+            serve_pipeline.make_server(values)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def _flags(*argv: str) -> flags.FlagValues:
