@@ -12,7 +12,6 @@ iterates a finite dataset once per epoch); no Python object keeps epoch state.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -20,19 +19,7 @@ import tensorflow as tf
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.keys import contains, matrix_pairs, pair_keys
 from mbrec_tf.inputs.user_batches import per_replica_batch_size
-from mbrec_tf.sampling import make_sampler
-
-
-class Sampler(Protocol):
-    """What the pipeline needs from a negative sampler."""
-
-    def sample(
-        self,
-        users: np.ndarray,
-        num_negatives: int,
-        rng: np.random.Generator,
-        positives: np.ndarray | None = None,
-    ) -> np.ndarray: ...
+from mbrec_tf.sampling import NegativeSampler, make_sampler
 
 
 class SampledExamples:
@@ -49,7 +36,7 @@ class SampledExamples:
     def __init__(
         self,
         data: MultiBehaviorData,
-        sampler: Sampler,
+        sampler: NegativeSampler,
         num_negatives: int,
         batch_size: int,
         *,
