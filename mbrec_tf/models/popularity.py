@@ -28,10 +28,13 @@ class Popularity(Recommender):
     def __init__(self, item_counts: np.ndarray, num_users: int, **kwargs):
         super().__init__(num_users=num_users, num_items=len(item_counts), **kwargs)
         self.item_scores = tf.Variable(
-            np.log1p(np.asarray(item_counts, dtype=np.float32))[:, None],
-            trainable=False,
-            name="item_scores",
+            self.scores_from_counts(item_counts), trainable=False, name="item_scores"
         )
+
+    @staticmethod
+    def scores_from_counts(item_counts: np.ndarray) -> np.ndarray:
+        """`[num_items, 1]` item vectors log(1 + count) for target training counts."""
+        return np.log1p(np.asarray(item_counts, dtype=np.float32))[:, None]
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
         return tf.ones([tf.shape(user_ids)[0], 1], dtype=self.item_scores.dtype)

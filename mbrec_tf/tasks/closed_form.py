@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.tasks.base import ClosedFormTask
 
@@ -12,7 +10,7 @@ class PopularityFit(ClosedFormTask):
     """Most-popular items: each item's score is log(1 + its target training count)."""
 
     def fit(self, model, data: MultiBehaviorData) -> None:
-        model.item_scores.assign(np.log1p(data.item_popularity().astype(np.float32))[:, None])
+        model.item_scores.assign(model.scores_from_counts(data.item_popularity()))
 
 
 def popularity_fit(data: MultiBehaviorData, config) -> PopularityFit:
