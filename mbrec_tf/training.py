@@ -395,7 +395,8 @@ def train_and_evaluate(
     run_config = make_run_config(settings, config, data)
     prepare_run_directory(settings.model_dir, run_config, overwrite)
     export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
-    check_writable(export_dir, "export_dir")
+    if not settings.export_dir:
+        check_writable(export_dir, "export_dir")
 
     model = build(spec, config, data)
     checkpointing = _Checkpointing(model, settings.model_dir)

@@ -83,13 +83,16 @@ class SampledExamples:
     def num_chunks(self) -> int:
         return -(-self.num_examples // self.chunk_size)
 
-    def order(self, epoch: int) -> np.ndarray:
-        """The example order of `epoch`: a stateless shuffle seeded by `(seed, epoch)`."""
+    def order(self, epoch: int | tf.Tensor) -> tf.Tensor:
+        """The example order of `epoch`: a stateless shuffle seeded by `(seed, epoch)`.
+
+        Pure TensorFlow, so the tf.data pipeline and `epoch()` draw the same order.
+        """
         indices = tf.range(self.num_examples, dtype=tf.int64)
-        if self.shuffle:
-            seed = tf.constant([self.seed, int(epoch)], dtype=tf.int64)
-            indices = tf.random.experimental.stateless_shuffle(indices, seed=seed)
-        return indices.numpy()
+        if not self.shuffle:
+            return indices
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(epoch, tf.int64)])
+        return tf.random.experimental.stateless_shuffle(indices, seed=seed)
 
     def chunk(self, epoch: int, chunk: int, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The examples `indices` (chunk `chunk` of `epoch`'s order) with their negatives."""
@@ -113,7 +116,7 @@ class SampledExamples:
 
     def epoch(self, epoch: int) -> Iterator[dict]:
         """The batches of epoch `epoch` as NumPy dicts (deterministic in `(seed, epoch)`)."""
-        order = self.order(epoch)
+        order = self.order(epoch).numpy()
         for c in range(self.num_chunks):
             columns = self.chunk(epoch, c, order[c * self.chunk_size : (c + 1) * self.chunk_size])
             for low in range(0, len(columns["user"]), self.batch_size):
@@ -153,18 +156,13 @@ class SampledExamples:
         signature = self.output_signature()
         flat_specs = tf.nest.flatten(signature)
         epoch_counter = tf.Variable(int(start_epoch), dtype=tf.int64, trainable=False)
-        order_seed = tf.constant(self.seed, dtype=tf.int64)
-        num_examples, chunk_size, shuffle = self.num_examples, self.chunk_size, self.shuffle
+        num_examples, chunk_size = self.num_examples, self.chunk_size
 
         def next_epoch(_: tf.Tensor) -> tf.Tensor:
             return epoch_counter.assign_add(1) - 1
 
         def chunks(epoch: tf.Tensor) -> tf.data.Dataset:
-            order = tf.range(num_examples, dtype=tf.int64)
-            if shuffle:
-                order = tf.random.experimental.stateless_shuffle(
-                    order, seed=tf.stack([order_seed, epoch])
-                )
+            order = self.order(epoch)
             starts = tf.range(0, num_examples, chunk_size, dtype=tf.int64)
             return tf.data.Dataset.from_tensor_slices(
                 (tf.fill(tf.shape(starts), epoch), tf.range(tf.size(starts), dtype=tf.int64))
