@@ -26,6 +26,10 @@ setuptools.setup(
         # TF Serving's PredictionService protos and stubs for the local server's gRPC API.
         "tensorflow-serving-api>=2.21,<2.22",
         "grpcio>=1.24.3,<2.0",
+        # pipelines.tune: TPE search with a resumable SQLite study.
+        "optuna>=4.0",
+        # pipelines.reproduce: the papers' figures as PNG.
+        "matplotlib>=3.8",
     ],
     extras_require={"dev": ["pytest>=8.0", "ruff>=0.5", "dill>=0.3"]},  # dill: tfds.testing
 )

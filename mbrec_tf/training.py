@@ -7,6 +7,8 @@ A run lives in one `model_dir`:
                     re-running the same configuration resumes from the latest one
   selected/         ckpt-N: the selected weights, those of epoch N (best on validation)
   logs/             TensorBoard event files (train/ and validation/)
+  history.json      every validation evaluation (epoch, metrics) and each epoch's seconds,
+                    kept across resumes (learning curves, seconds per epoch)
   results.json      {"flags", "config", "valid", "test", "timings", ...} written at the end
   export/<version>/ the SavedModel (unless another export directory is given)
 """
@@ -31,6 +33,7 @@ from mbrec_tf.models.base import Recommender
 
 RUN_CONFIG_FILE = "run_config.json"
 RESULTS_FILE = "results.json"
+HISTORY_FILE = "history.json"
 CHECKPOINT_SUBDIR = "checkpoints"
 SELECTED_SUBDIR = "selected"
 LOG_SUBDIR = "logs"
@@ -366,6 +369,28 @@ def evaluate_splits(
     return valid_metrics, test_metrics, time.perf_counter() - start
 
 
+def update_history(model_dir: str, eval_callback: Any, initial_epoch: int) -> dict[str, list]:
+    """Adds this `fit`'s evaluations and epoch times to `<model_dir>/history.json`.
+
+    Entries of epochs after `initial_epoch` replace any earlier record of them (a run killed
+    after its last checkpoint repeats those epochs). Per-user-group metrics are left out;
+    results.json has them for the selected epoch.
+    """
+    path = os.path.join(model_dir, HISTORY_FILE)
+    history: dict[str, list] = {"evaluations": [], "epoch_seconds": []}
+    if os.path.exists(path):
+        history = _read_json(path)
+    history["evaluations"] = [e for e in history["evaluations"] if e["epoch"] <= initial_epoch]
+    history["epoch_seconds"] = history["epoch_seconds"][:initial_epoch]
+    if eval_callback is not None:
+        for epoch, metrics in eval_callback.evaluations:
+            kept = {k: v for k, v in metrics.items() if not k.startswith("groups/")}
+            history["evaluations"].append({"epoch": epoch + 1, **kept})
+        history["epoch_seconds"].extend(float(s) for s in eval_callback.epoch_seconds)
+    _write_json(path, history)
+    return history
+
+
 def train_and_evaluate(
     settings: RunSettings,
     config: Any,
@@ -373,12 +398,13 @@ def train_and_evaluate(
     flags_record: Mapping[str, Any] | None = None,
     *,
     overwrite: bool = False,
+    export: bool = True,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
     The run directory must be new, hold this same configuration (then the run resumes),
-    or be given up with `overwrite`. Returns the results dictionary that is also written to
-    `<model_dir>/results.json`.
+    or be given up with `overwrite`. `export=False` skips the SavedModel (tuning trials).
+    Returns the results dictionary that is also written to `<model_dir>/results.json`.
     """
     spec = registry.get(settings.model)
     if not spec.closed_form and config.epochs < 1:
@@ -395,7 +421,7 @@ def train_and_evaluate(
     run_config = make_run_config(settings, config, data)
     prepare_run_directory(settings.model_dir, run_config, overwrite)
     export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
-    if not settings.export_dir:
+    if export and not settings.export_dir:
         check_writable(export_dir, "export_dir")
 
     model = build(spec, config, data)
@@ -416,9 +442,11 @@ def train_and_evaluate(
                 "loss or weights) before any evaluation: try a smaller --learning_rate"
             )
 
+    history = update_history(settings.model_dir, eval_callback, initial_epoch)
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
         model, data, settings.metrics_k, valid_evaluator
     )
+    epoch_seconds = history["epoch_seconds"]
     results = {
         "model": settings.model,
         "dataset": settings.dataset,
@@ -430,13 +458,20 @@ def train_and_evaluate(
         "diverged_epoch": _one_based(getattr(eval_callback, "diverged_epoch", None)),
         "epochs_trained": checkpointing.finished,
         "eval_every": getattr(eval_callback, "interval", None),
-        "timings": {"train_seconds": train_seconds, "eval_seconds": eval_seconds},
+        "timings": {
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "epoch_seconds": sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None,
+        },
+        "history": history["evaluations"],
+        "export_path": None,
     }
-    from mbrec_tf.serving.export import export_model
+    if export:
+        from mbrec_tf.serving.export import export_model
 
-    results["export_path"] = export_model(
-        model, data, export_dir, metadata={"run_config": run_config}
-    )
+        results["export_path"] = export_model(
+            model, data, export_dir, metadata={"run_config": run_config}
+        )
     _write_json(os.path.join(settings.model_dir, RESULTS_FILE), results)
     return results
 

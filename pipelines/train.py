@@ -2,6 +2,7 @@ r"""Trains a model, evaluates it on the validation and test splits, and exports 
 
   python -m pipelines.train --model=ehcf
   python -m pipelines.train --model=ehcf --dataset=beibei --manual_dir=../shared/data/beibei
+  python -m pipelines.train --model=ehcf --dataset=beibei --config=tune/ehcf/beibei/best.json
 
 Writes TensorBoard logs, checkpoints (re-running on the same --model_dir resumes),
 `<model_dir>/results.json`, and a SavedModel under --export_dir (`<model_dir>/export`).
@@ -20,7 +21,7 @@ import sys  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import registry, training  # noqa: E402
+from mbrec_tf import registry, training, tuning  # noqa: E402
 from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -31,6 +32,12 @@ def define_flags() -> None:
     common.define_data_flags()
     common.define_model_flags()
     flags.adopt_module_key_flags(common)  # --help lists the shared and the model's flags
+    flags.DEFINE_string(
+        "config",
+        None,
+        "Configuration file of hyper-parameters (best.json from pipelines.tune); model flags "
+        "given on the command line take precedence over it.",
+    )
     flags.DEFINE_string("model_dir", None, "Run directory (default: runs/<model>/<dataset>).")
     flags.DEFINE_string(
         "export_dir", None, "SavedModel base directory (default: <model_dir>/export)."
@@ -94,7 +101,13 @@ def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would drown the progress
     dataset_name = FLAGS.dataset.split("/")[0]
-    config = registry.resolve_config(FLAGS.model, dataset_name, common.model_overrides(FLAGS.model))
+    overrides = common.model_overrides(FLAGS.model)
+    if FLAGS.config:
+        from_file, tuned_on = tuning.read_config_file(FLAGS.config, FLAGS.model)
+        if tuned_on and tuned_on != dataset_name:
+            print(f"note: {FLAGS.config} was tuned on {tuned_on}, training on {dataset_name}")
+        overrides = {**from_file, **overrides}
+    config = registry.resolve_config(FLAGS.model, dataset_name, overrides)
     settings = training.RunSettings(
         model=FLAGS.model,
         dataset=FLAGS.dataset,
@@ -112,7 +125,7 @@ def main(argv: list[str]) -> None:
         verbose=FLAGS.verbose if FLAGS.verbose is not None else (1 if sys.stdout.isatty() else 2),
     )
     print(f"model {settings.model} on {settings.dataset}: {config_lib.to_dict(config)}")
-    flags_record = {**settings.__dict__, **common.model_overrides(FLAGS.model)}
+    flags_record = {**settings.__dict__, **overrides}
     results = training.train_and_evaluate(
         settings, config, flags_record=flags_record, overwrite=FLAGS.overwrite
     )

@@ -70,6 +70,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         None.
       evaluations: list of (epoch, results) for every evaluation of the last `fit`.
       eval_seconds: total wall time spent evaluating in the last `fit`.
+      epoch_seconds: wall time of each training epoch of the last `fit` (evaluation excluded).
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         self.diverged_epoch: int | None = None
         #: Epochs between evaluations (chosen after the first one with AUTO).
         self.interval = max(1, self.every_n_epochs)
-        self._epoch_seconds: list[float] = []
+        self.epoch_seconds: list[float] = []
         self._epoch_start = 0.0
         self._last_evaluated = -1
         self._best_weights: list[np.ndarray] | None = None
@@ -142,7 +143,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._last_epoch = epoch
-        self._epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
         if self._diverged(logs):
             self.diverged_epoch = self.stopped_epoch = epoch
             self.model.stop_training = True
@@ -234,7 +235,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
 
     def _choose_interval(self) -> None:
         """AUTO: the interval that keeps evaluation a minor share of the time."""
-        epoch_seconds = float(np.mean(self._epoch_seconds)) or 1e-9
+        epoch_seconds = float(np.mean(self.epoch_seconds)) or 1e-9
         ratio = self.evaluator.last_seconds / (AUTO_EVAL_SHARE * epoch_seconds)
         self.interval = next((n for n in AUTO_INTERVALS if n >= ratio), AUTO_INTERVALS[-1])
         if self.verbose:

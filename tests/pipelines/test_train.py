@@ -33,7 +33,8 @@ def test_popularity_run_writes_results_and_export(tmp_path):
     for split in ("valid", "test"):
         for key in ("hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"):
             assert 0.0 <= written[split][key] <= 1.0
-    assert set(written["timings"]) == {"train_seconds", "eval_seconds"}
+    assert set(written["timings"]) == {"train_seconds", "eval_seconds", "epoch_seconds"}
+    assert written["history"] == []  # fitted in closed form: no validation curve
     assert written["flags"]["model"] == "popularity"
     assert os.path.isdir(results["export_path"])
     assert os.path.basename(results["export_path"]).isdigit()

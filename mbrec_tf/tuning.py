@@ -1,0 +1,234 @@
+"""Hyper-parameter search on the validation split, and configuration files.
+
+A search space maps parameter names to ranges. A name is a config field (`learning_rate`) or,
+for a per-behavior tuple field, the field and one behavior (`negative_weight[view]`); the
+values of one field's behaviors are joined into the field's `behavior:value` form. A range is
+`{"low": a, "high": b, "log": bool}` (an integer field draws integers) or
+`{"choices": [...]}`. Each model family has a default space (`default_search_space`); a JSON
+file of the same form replaces it.
+
+The search itself uses Optuna (TPE, seeded): define-by-run spaces suit per-behavior
+parameters, and its SQLite storage makes a study resumable with no code of ours. KerasTuner
+was not used: its current releases are built on Keras 3, which this project must not mix
+with the legacy Keras its models use.
+
+A configuration file (`best.json`, written by `pipelines.tune`, read by `pipelines.train
+--config=...`) is `{"model": ..., "dataset": ..., "overrides": {field: value}}`; other keys
+(the objective, its value, the trial) are informative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mbrec_tf import config as config_lib
+from mbrec_tf import registry
+from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.errors import UserError
+
+_PER_BEHAVIOR = re.compile(r"^(\w+)\[(\w+)\]$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchParam:
+    """One searched value: a float or int range (optionally log-scaled), or choices."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def field(self) -> str:
+        """The config field this parameter sets."""
+        match = _PER_BEHAVIOR.match(self.name)
+        return match.group(1) if match else self.name
+
+    @property
+    def behavior(self) -> str | None:
+        """The behavior of a per-behavior parameter, else None."""
+        match = _PER_BEHAVIOR.match(self.name)
+        return match.group(2) if match else None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.choices is not None:
+            return {"choices": list(self.choices)}
+        return {"low": self.low, "high": self.high, "log": self.log}
+
+
+SearchSpace = dict[str, SearchParam]
+
+
+def parse_search_space(raw: Mapping[str, Any], source: str = "search space") -> SearchSpace:
+    """A search space from its JSON form, with one-line errors naming `source`."""
+    space: SearchSpace = {}
+    if not isinstance(raw, Mapping) or not raw:
+        raise UserError(f"{source}: expected a non-empty JSON object of parameter ranges")
+    for name, spec in raw.items():
+        if not isinstance(spec, Mapping):
+            raise UserError(f"{source}: {name}: expected {{low, high[, log]}} or {{choices}}")
+        if "choices" in spec:
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise UserError(f"{source}: {name}: choices must be a non-empty list")
+            space[name] = SearchParam(name, choices=tuple(choices))
+            continue
+        try:
+            low, high = float(spec["low"]), float(spec["high"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{source}: {name}: needs numeric low and high, or choices") from None
+        log = bool(spec.get("log", False))
+        if not low <= high or (log and low <= 0):
+            raise UserError(f"{source}: {name}: needs low <= high (and low > 0 with log)")
+        space[name] = SearchParam(name, low=low, high=high, log=log)
+    return space
+
+
+def read_search_space(path: str) -> SearchSpace:
+    """A search space from a JSON file."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    return parse_search_space(raw, source=path)
+
+
+def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
+    """The default space of `model` on `data`.
+
+    Whole-data models: negative weight per behavior, loss coefficients λ (several
+    behaviors), dropout keep probability, learning rate. Sampled models: factors, layers,
+    negatives, learning rate and ℓ2 on the batch embeddings. Only the fields the model has.
+    """
+    spec = registry.get(model)
+    if spec.closed_form:
+        raise UserError(f"{model} is fitted in closed form: it has no hyper-parameters to tune")
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    if issubclass(spec.config_cls, config_lib.WholeDataConfig):
+        trained = spec.training_data(data, spec.config_cls()).behaviors
+        space = [SearchParam(f"negative_weight[{b}]", 1e-3, 0.5, log=True) for b in trained]
+        if len(trained) > 1:
+            space += [SearchParam(f"loss_coefficients[{b}]", 0.02, 1.0) for b in trained]
+        if "keep_prob" in fields:
+            space.append(SearchParam("keep_prob", 0.3, 1.0))
+        space.append(SearchParam("learning_rate", 0.01, 0.3, log=True))
+    else:
+        space = [
+            SearchParam("learning_rate", 1e-4, 1e-2, log=True),
+            SearchParam("embedding_l2", 1e-6, 1e-2, log=True),
+        ]
+        for name in ("embedding_dim", "mf_dim", "mlp_dim"):
+            if name in fields:
+                space.append(SearchParam(name, choices=(8, 16, 32, 64)))
+        if "hidden_layers" in fields:
+            space.append(SearchParam("hidden_layers", choices=("16,8", "32,16,8", "64,32,16")))
+        if "num_negatives" in fields:
+            space.append(SearchParam("num_negatives", 1, 8))
+    chosen = {p.name: p for p in space if p.field in fields}
+    if not chosen:
+        raise UserError(f"{model} has no default search space: give one with --search_space")
+    return chosen
+
+
+def check_search_space(model: str, space: SearchSpace) -> None:
+    """Every parameter names a field of `model`'s config."""
+    fields = {f.name for f in dataclasses.fields(registry.get(model).config_cls)}
+    unknown = sorted(p.name for p in space.values() if p.field not in fields)
+    if unknown:
+        raise UserError(
+            f"search space: {', '.join(unknown)} not hyper-parameters of {model} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+
+
+def suggest(trial: Any, space: SearchSpace, int_fields: set[str]) -> dict[str, Any]:
+    """Draws one value per parameter from an Optuna trial; returns them by parameter name."""
+    values: dict[str, Any] = {}
+    for name, param in space.items():
+        if param.choices is not None:
+            values[name] = trial.suggest_categorical(name, list(param.choices))
+        elif param.field in int_fields:
+            values[name] = trial.suggest_int(name, int(param.low), int(param.high), log=param.log)
+        else:
+            values[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+    return values
+
+
+def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Config overrides from parameter values: per-behavior values become `b:value` tuples.
+
+    Floats keep 6 significant digits, so a trial's configuration and the file written from
+    it are the same.
+    """
+    overrides: dict[str, Any] = {}
+    for name, value in params.items():
+        match = _PER_BEHAVIOR.match(name)
+        if match:
+            field, behavior = match.groups()
+            overrides.setdefault(field, []).append(f"{behavior}:{_short(value)}")
+        else:
+            overrides[name] = float(_short(value)) if isinstance(value, float) else value
+    return overrides
+
+
+def _short(value: Any) -> str:
+    """A float in 6 significant digits (configuration files stay readable)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def int_fields(model: str) -> set[str]:
+    """Config fields of `model` that hold integers."""
+    types = config_lib.field_types(registry.get(model).config_cls)
+    return {name for name, hint in types.items() if hint is int}
+
+
+def trial_key(params: Mapping[str, Any]) -> str:
+    """A short stable name for a parameter set (a resumed trial finds its run directory)."""
+    text = json.dumps({k: _short(v) for k, v in sorted(params.items())}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def write_config_file(path: str, payload: Mapping[str, Any]) -> None:
+    """Writes a configuration file (see the module doc) atomically."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(temporary, path)
+
+
+def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]:
+    """The overrides of a configuration file for `model`, and the dataset it was tuned on."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("overrides"), Mapping):
+        raise UserError(f"{path}: not a configuration file (needs an 'overrides' object)")
+    if payload.get("model", model) != model:
+        raise UserError(
+            f"{path} configures --model={payload['model']}, not --model={model}: "
+            f"pass --model={payload['model']} or another file"
+        )
+    overrides = dict(payload["overrides"])
+    try:
+        registry.resolve_config(model, payload.get("dataset", ""), overrides)
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from None
+    return overrides, payload.get("dataset")
+
+
+def finite(value: Any) -> bool:
+    """Whether a trial value is a finite number."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
