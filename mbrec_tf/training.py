@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -318,6 +319,7 @@ def fit(
         patience=settings.patience or None,
         restore_best_weights=True,
         log_group_metrics=False,  # keeps the progress bar readable; results.json has them
+        verbose=settings.verbose > 0,
     )
     callbacks = [
         eval_callback,  # first, so TensorBoard and History see its val_ metrics
@@ -461,7 +463,8 @@ def train_and_evaluate(
         "timings": {
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
-            "epoch_seconds": sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None,
+            # The median: the first epoch also traces the step function.
+            "epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
         },
         "history": history["evaluations"],
         "export_path": None,

@@ -1,0 +1,1 @@
+"""The papers' tables and figures from finished runs (see `pipelines.reproduce`)."""
