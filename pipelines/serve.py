@@ -75,14 +75,15 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float(
         "read_timeout",
         server_lib.DEFAULT_READ_TIMEOUT,
-        "Seconds a client has to send a request's headers and body (then 408).",
+        "Seconds a client has to send a whole request, head and body, from its first byte; "
+        "then 408 and the connection is closed.",
         lower_bound=0.01,
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "idle_timeout",
         server_lib.DEFAULT_IDLE_TIMEOUT,
-        "Seconds a keep-alive connection may wait for its next request before it is closed.",
+        "Seconds a connection may wait for its next request to begin before it is closed.",
         lower_bound=0.01,
         flag_values=flag_values,
     )
@@ -114,6 +115,14 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         lower_bound=1,
         flag_values=flag_values,
     )
+    flags.DEFINE_integer(
+        "max_output_values",
+        server_lib.DEFAULT_MAX_OUTPUT_VALUES,
+        "Most values one reply may hold, summed over its outputs (users x k x 2 for top-k); "
+        "a larger request is refused (400 / INVALID_ARGUMENT) before the model runs.",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
     flags.mark_flag_as_required("model_base_path", flag_values=flag_values)
 
 
@@ -133,6 +142,7 @@ def make_server(flag_values: flags.FlagValues = FLAGS) -> server_lib.ModelServer
             poll_seconds=flag_values.file_system_poll_wait_seconds,
             version_policy=policy,
             max_ids=flag_values.max_ids,
+            max_output_values=flag_values.max_output_values,
             read_timeout=flag_values.read_timeout,
             idle_timeout=flag_values.idle_timeout,
             max_connections=flag_values.max_connections,

@@ -13,7 +13,8 @@ works unchanged:
 
 Classify, Regress and MultiInference answer UNIMPLEMENTED (the exports have no such
 signatures). Requests are checked before any tensor is converted: names, dtypes and the
-number of values per input (`max_ids`), then shapes. Errors use TF Serving's status codes:
+number of values per input (`max_ids`), then shapes, then the size of the reply
+(`prediction.predict`, as for REST). Errors use TF Serving's status codes:
 INVALID_ARGUMENT for a bad request, NOT_FOUND for an unknown model or version.
 """
 
@@ -33,6 +34,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from mbrec_tf.serving import prediction
 from mbrec_tf.serving.versions import RequestError, Servable, bad_request, not_found
 
 _CODES = {
@@ -54,7 +56,7 @@ class _Common:
     """Model name and version resolution shared by both services."""
 
     def __init__(self, api):
-        self.api = api  # the RestApi: its watcher, model name and max_ids
+        self.api = api  # the RestApi: its watcher, model name and request limits
 
     def servable(self, model_spec) -> Servable:
         if model_spec.name != self.api.model_name:
@@ -73,7 +75,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def __init__(self, api):
         self._common = _Common(api)
-        self.max_ids = api.max_ids
+        self.limits = api.limits
 
     def Predict(self, request, context):  # noqa: N802 - the proto's method name
         try:
@@ -129,7 +131,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         unknown_outputs = sorted(set(wanted) - set(outputs))
         if unknown_outputs:
             raise bad_request(f"output_filter names unknown outputs {unknown_outputs}; {outputs}")
-        results = servable.run(signature, arrays)
+        results = prediction.predict(servable, signature, arrays, self.limits)
         reply = predict_pb2.PredictResponse()
         self._spec(reply.model_spec, servable, signature)
         for name in wanted:
@@ -144,11 +146,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
             raise bad_request(f"input {name!r} needs a fully known shape, got {dims}")
         size = int(np.prod(dims, dtype=np.float64)) if dims else 1
-        if size > self.max_ids:
-            raise bad_request(
-                f"too many ids: input {name!r} has {size} values, the limit is "
-                f"{self.max_ids} per input"
-            )
+        prediction.check_input_size(name, size, self.limits.max_ids)
         if not spec.shape.is_compatible_with(dims):
             wanted = "[" + ", ".join("batch" if d is None else str(d) for d in spec.shape) + "]"
             raise bad_request(f"input {name!r} must have shape {wanted}, got shape {dims}")

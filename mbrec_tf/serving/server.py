@@ -18,7 +18,8 @@ where its binary cannot be installed (laptops, CI). It serves one model, like
   background and switched to atomically (see `versions`).
 - gRPC (optional, `grpc_port`): TF Serving's `PredictionService` (`grpc_service`).
 - Errors reply a one-line `{"error": "..."}`: 400 for malformed JSON, wrong or missing
-  fields, wrong types or shapes, too many ids, an unknown signature and any InvalidArgument
+  fields, wrong types or shapes, too many ids, a reply over `max_output_values` (checked
+  before the model runs, see `prediction`), an unknown signature and any InvalidArgument
   from the model (unknown user or item ids, k out of range), and for malformed HTTP (bad
   request line, headers, Content-Length, version numbers); 404 for an unknown model,
   version or path; 405 for a wrong method; 408 for a body not received in time; 411, 413,
@@ -27,7 +28,8 @@ where its binary cannot be installed (laptops, CI). It serves one model, like
 HTTP is the standard library's `http.server`, hardened: one thread per connection (HTTP/1.1
 keep-alive; the model call releases the GIL, so threads overlap on the TensorFlow side) up
 to `max_connections` (more get a 503 and are closed), a listen backlog of `listen_backlog`,
-an idle timeout between requests and a read timeout for a whole request body, JSON for
+an idle timeout before each request and one read timeout for the whole request, head and
+body, from its first byte (so that clients trickling bytes cannot hold connections), JSON for
 every error the HTTP layer itself raises, and a client that disconnects or times out is a
 debug log line, never a traceback. Parsing work is bounded before JSON decoding: a body
 with more JSON separators than `max_ids` values per input could need is refused unparsed.
@@ -40,8 +42,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http
+import io
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -53,6 +57,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from mbrec_tf.serving import prediction
+from mbrec_tf.serving.prediction import (  # noqa: F401 - re-exported for callers of this module
+    DEFAULT_MAX_IDS,
+    DEFAULT_MAX_OUTPUT_VALUES,
+    RequestLimits,
+)
 from mbrec_tf.serving.versions import (  # noqa: F401 - re-exported for callers of this module
     RequestError,
     Servable,
@@ -64,7 +74,6 @@ from mbrec_tf.serving.versions import (  # noqa: F401 - re-exported for callers 
     not_found,
 )
 
-DEFAULT_MAX_IDS = 1024
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_LISTEN_BACKLOG = 1024
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -185,10 +194,7 @@ def to_array(value: Any, spec: tf.TensorSpec, name: str, max_ids: int) -> np.nda
                 )
             raise bad_request(f"input {name!r} must have shape {wanted}, got shape {shape}{hint}")
     size = int(np.prod(shape)) if shape else 1
-    if size > max_ids:
-        raise bad_request(
-            f"too many ids: input {name!r} has {size} values, the limit is {max_ids} per input"
-        )
+    prediction.check_input_size(name, size, max_ids)
     leaves = [_leaf(v, spec.dtype, name) for v in _leaves(value)]
     numpy_dtype = object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype
     try:
@@ -334,10 +340,12 @@ def format_outputs(
 class RestApi:
     """Maps (method, path, body) to (status, JSON reply); independent of the HTTP server."""
 
-    def __init__(self, model_name: str, watcher: VersionWatcher, max_ids: int = DEFAULT_MAX_IDS):
+    def __init__(
+        self, model_name: str, watcher: VersionWatcher, limits: RequestLimits | None = None
+    ):
         self.model_name = model_name
         self.watcher = watcher
-        self.max_ids = max_ids
+        self.limits = limits or RequestLimits()
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
@@ -416,19 +424,62 @@ class RestApi:
         }
 
     def predict(self, body: bytes, version: int | None) -> dict[str, Any]:
-        request = parse_predict_body(body, self.max_ids)
+        request = parse_predict_body(body, self.limits.max_ids)
         servable = self.servable(version)
         if request.signature not in servable.inputs:
             raise bad_request(
                 f"unknown signature {request.signature[:200]!r}; this model has "
                 f"{sorted(servable.inputs)}"
             )
-        arrays = request_arrays(request, servable.inputs[request.signature], self.max_ids)
-        results = servable.run(request.signature, arrays)
+        arrays = request_arrays(request, servable.inputs[request.signature], self.limits.max_ids)
+        results = prediction.predict(servable, request.signature, arrays, self.limits)
         return format_outputs(results, servable.outputs[request.signature], request.row_format)
 
 
 # --- HTTP ------------------------------------------------------------------------------------
+class _RequestClock(io.RawIOBase):
+    """The connection's reads, each given only the time left to the request being read.
+
+    Before a request a read may wait `idle_timeout` for its first byte; from that byte on,
+    the whole head and body must arrive within `read_timeout`, however the client spreads
+    its bytes: a client trickling one byte at a time cannot hold a connection longer.
+    """
+
+    def __init__(self, connection: socket.socket, idle_timeout: float, read_timeout: float):
+        super().__init__()
+        self.connection = connection
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self.deadline: float | None = None  # None: waiting for a request's first byte
+        self.started = False  # a byte of the current request has been received
+
+    def readable(self) -> bool:
+        return True
+
+    def next_request(self) -> None:
+        """Between requests: wait up to the idle timeout for the next one to begin."""
+        self.deadline, self.started = None, False
+
+    def request_started(self) -> None:
+        """The request line is in: the head and body must follow within the deadline."""
+        self.started = True
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.read_timeout
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is None:
+            self.connection.settimeout(self.idle_timeout)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request deadline passed")
+            self.connection.settimeout(left)
+        count = self.connection.recv_into(buffer)
+        if count:
+            self.request_started()
+        return count
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Reads one request at a time, hands it to the RestApi, writes a JSON reply."""
 
@@ -438,6 +489,14 @@ class _Handler(BaseHTTPRequestHandler):
     # wait for the client's delayed ACK (~40 ms per request on keep-alive connections).
     disable_nagle_algorithm = True
     server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the socket's own reader: replaced by one that keeps time
+        self.clock = _RequestClock(
+            self.connection, self.server.idle_timeout, self.server.read_timeout
+        )
+        self.rfile = io.BufferedReader(self.clock)
 
     def handle(self) -> None:
         try:
@@ -454,27 +513,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         server = self.server
-        self.connection.settimeout(server.idle_timeout)
-        try:
-            self.raw_requestline = self.rfile.readline(_MAX_REQUEST_LINE + 1)
-        except TimeoutError:
-            self.close_connection = True  # idle keep-alive connection: close it quietly
-            return
-        if not self.raw_requestline:
-            self.close_connection = True
-            return
-        self.connection.settimeout(server.read_timeout)
-        self.deadline = time.monotonic() + server.read_timeout
         self.request_version = "HTTP/1.1"
         self.requestline, self.command = "", ""
-        if len(self.raw_requestline) > _MAX_REQUEST_LINE:
-            self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
-            return
-        if len(self.raw_requestline.split()) != 3:
-            self.send_error(http.HTTPStatus.BAD_REQUEST, "malformed request line")
-            return
-        if not self.parse_request():  # replies itself (through send_error) when it fails
-            return
+        try:
+            self.raw_requestline = self.rfile.readline(_MAX_REQUEST_LINE + 1)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            self.clock.request_started()
+            if len(self.raw_requestline) > _MAX_REQUEST_LINE:
+                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
+                return
+            if len(self.raw_requestline.split()) != 3:
+                self.send_error(http.HTTPStatus.BAD_REQUEST, "malformed request line")
+                return
+            if not self.parse_request():  # replies itself (through send_error) when it fails
+                return
+        except TimeoutError:
+            self.close_connection = True
+            if self.clock.started:  # a request began but its head did not arrive in time
+                self._reply(
+                    http.HTTPStatus.REQUEST_TIMEOUT,
+                    {"error": f"request head not received within {server.read_timeout:g} s"},
+                )
+            return  # an idle connection: closed quietly, as between keep-alive requests
         if self.command == "GET":
             self._get()
         elif self.command == "POST":
@@ -486,6 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": f"method {self.command[:20]!r} is not supported; use GET or POST"},
             )
         self.wfile.flush()
+        self.clock.next_request()
 
     def _get(self) -> None:
         if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0") != "0":
@@ -535,18 +598,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, length: int) -> bytes:
         """`length` bytes, all within the request's deadline (TimeoutError otherwise)."""
-        chunks, remaining = [], length
-        while remaining > 0:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("request body deadline passed")
-            self.connection.settimeout(left)
-            chunk = self.rfile.read1(min(remaining, 1 << 20))
-            if not chunk:
-                raise ConnectionResetError("client closed the connection mid-body")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionResetError("client closed the connection mid-body")
+        return body
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None):
         """http.server's own errors (bad request line or headers) as one-line JSON."""
@@ -561,6 +616,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode("utf-8")
+        self.connection.settimeout(self.server.read_timeout)  # a whole reply, not each write
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -655,6 +711,7 @@ class ModelServer:
         poll_seconds: float = 1.0,
         version_policy: VersionPolicy | str = "latest",
         max_ids: int = DEFAULT_MAX_IDS,
+        max_output_values: int = DEFAULT_MAX_OUTPUT_VALUES,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         listen_backlog: int = DEFAULT_LISTEN_BACKLOG,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -667,7 +724,7 @@ class ModelServer:
         self.watcher = VersionWatcher(
             model_base_path, poll_seconds, version_policy, warmup_iterations=warmup_iterations
         )
-        self.api = RestApi(model_name, self.watcher, max_ids)
+        self.api = RestApi(model_name, self.watcher, RequestLimits(max_ids, max_output_values))
         self._http = _HttpServer(
             (host, port),
             self.api,

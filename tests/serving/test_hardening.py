@@ -38,21 +38,26 @@ def exchange(server, data: bytes, timeout: float = 10.0) -> tuple[int, bytes, by
     """Sends raw bytes, reads until the server closes; (status, head, body) of the reply."""
     with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
         sock.sendall(data)
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
+        return exchange_on(sock)
+
+
+def exchange_on(sock: socket.socket) -> tuple[int, bytes, bytes]:
+    """Reads one reply (or until the server closes); (status, head, body)."""
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+        if b"\r\n\r\n" in received:
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = [
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            if length and len(body) >= length[0]:
                 break
-            received += chunk
-            if b"\r\n\r\n" in received:
-                head, _, body = received.partition(b"\r\n\r\n")
-                length = [
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ]
-                if length and len(body) >= length[0]:
-                    break
     head, _, body = received.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), head, body
 
@@ -175,10 +180,104 @@ def test_half_sent_bodies_time_out_and_vanishing_clients_leave_no_traceback(serv
 
 
 def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(server):
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    connection.request("POST", PREDICT, GOOD)
+    assert connection.getresponse().read()
+    start = time.perf_counter()
+    assert connection.sock.recv(1) == b""  # closed by the server (idle 2 s), no reply
+    assert 1.5 < time.perf_counter() - start < 6
+    connection.close()
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_after_the_idle_timeout(server):
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         start = time.perf_counter()
-        assert sock.recv(1) == b""  # closed by the server, no reply
+        assert sock.recv(1) == b""  # closed by the server (idle 2 s), no reply
         assert 1.5 < time.perf_counter() - start < 6
+
+
+def test_a_request_line_trickled_after_an_idle_wait_gets_the_read_timeout(server):
+    """The read timeout starts at the request's first byte, not when the connection opened."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        time.sleep(1.2)  # longer than the read timeout, shorter than the idle timeout
+        sock.sendall(b"PO")
+        start = time.perf_counter()
+        status, _, body = exchange_on(sock)
+        assert status == 408 and "head" in json.loads(body)["error"]
+        assert 0.7 < time.perf_counter() - start < 3
+
+
+def trickle(host: str, port: int, head: bytes, at_once: int, stop: threading.Event) -> dict:
+    """Sends `head[:at_once]`, then one byte every 0.1 s until the server hangs up (at most
+    for 6 s or until `stop`); returns when it was cut off and what the server replied."""
+    result = {"cut_after": None, "reply": b""}
+    start = time.monotonic()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.settimeout(0.1)
+        try:
+            sock.sendall(head[:at_once])
+            for position in range(at_once, len(head)):
+                if stop.is_set() or time.monotonic() - start > 6:
+                    return result
+                try:
+                    received = sock.recv(65536)
+                except TimeoutError:
+                    received = None  # nothing from the server yet: keep trickling
+                if received is not None:
+                    result["reply"] = received
+                    break
+                sock.sendall(head[position : position + 1])
+        except OSError:
+            pass
+        result["cut_after"] = time.monotonic() - start
+    return result
+
+
+def test_clients_trickling_bytes_cannot_hold_the_connection_slots(tmp_path, string_data):
+    """Slowloris: 4 clients take all 4 slots and send a byte every 0.1 s, in the request line
+    or the headers; each is cut off once the read timeout (1 s) for its whole head is spent,
+    and a good request is served while they are still trickling."""
+    model = popularity.Popularity(string_data.item_popularity(), string_data.num_users)
+    export_lib.export_model(model, string_data, str(tmp_path), default_k=3)
+    head = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\n"
+        + "".join(f"X-Padding-{i}: {'a' * 20}\r\n" for i in range(10))
+        + "\r\n"
+    ).encode()
+    stop = threading.Event()
+    results: list[dict] = []
+    with ModelServer(
+        str(tmp_path), NAME, port=0, max_connections=4, read_timeout=1.0, idle_timeout=30.0
+    ) as small:
+        starts = [0, 5, 30, 40]  # inside the request line, then inside the headers
+        threads = [
+            threading.Thread(
+                target=lambda n=n: results.append(trickle(small.host, small.port, head, n, stop))
+            )
+            for n in starts
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.4)
+            status, _, _ = exchange(small, post(PREDICT, GOOD))
+            assert status == 503  # every slot is held by a trickling client
+            served_at = None
+            start = time.monotonic()
+            while time.monotonic() - start < 4 and served_at is None:
+                if exchange(small, post(PREDICT, GOOD))[0] == 200:
+                    served_at = time.monotonic() - start
+                else:
+                    time.sleep(0.1)
+            assert served_at is not None, "trickling clients kept every slot"
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert len(results) == len(starts)
+    for result in results:
+        assert result["cut_after"] is not None and result["cut_after"] < 3, result
+        assert result["reply"].startswith(b"HTTP/1.1 408"), result
 
 
 def _clients(server, clients: int, requests: int, keep_alive: bool) -> list[str]:
