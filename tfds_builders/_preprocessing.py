@@ -20,7 +20,7 @@ the stored negatives of the sampled protocol.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from tfds_builders._formats import DataFormatError
 
 NO_ITEM = -1  # a user without a held-out item in a split
 NUM_NEGATIVES = 99  # stored negatives per held-out item (the NCF protocol)
+_NEGATIVES_BLOCK = 1 << 16  # users per block of vectorised negative sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +351,73 @@ def prepare_event_log(
     )
 
 
+def prepare_user_partitioned(logs: Iterable[EventLog]) -> Prepared:
+    """`prepare_event_log` without k-core, one part of the users at a time (bounded memory).
+
+    Each log holds every event of its users and no event of another log's users, and all
+    logs share one `item_ids` catalog. Without k-core every step (merging duplicates,
+    leave-one-out, leakage removal) is per user, so the result equals `prepare_event_log`
+    of the whole log with both thresholds 0, while only one part's raw events are held.
+    Items without any event are dropped at the end.
+    """
+    parts: list[Prepared] = []
+    item_ids: np.ndarray | None = None
+    for log in logs:
+        if item_ids is None:
+            item_ids = log.item_ids
+        elif not np.array_equal(item_ids, log.item_ids):
+            raise ValueError("the parts of a user-partitioned log must share their item ids")
+        parts.append(
+            prepare_event_log(log, min_user_events=0, min_item_events=0, keep_unused_ids=True)
+        )
+    if not parts:
+        raise DataFormatError("<event log>", None, "at least one part of the log")
+    behaviors = parts[0].behaviors
+    report: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.report.items():
+            report[key] = report.get(key, 0) + int(value)
+
+    user_offsets = np.cumsum([0] + [p.num_users for p in parts])
+    train = {}
+    for behavior in behaviors:
+        users = [
+            p.train[behavior][0] + offset for p, offset in zip(parts, user_offsets, strict=False)
+        ]
+        items = [p.train[behavior][1] for p in parts]
+        train[behavior] = (np.concatenate(users), np.concatenate(items))
+    valid_items = np.concatenate([p.valid_items for p in parts])
+    test_items = np.concatenate([p.test_items for p in parts])
+    user_ids = np.concatenate([p.user_ids for p in parts])
+    del parts
+
+    user_alive = (valid_items != NO_ITEM) | (test_items != NO_ITEM)
+    item_alive = np.zeros(len(item_ids), dtype=bool)
+    for users, items in train.values():
+        user_alive[users] = True
+        item_alive[items] = True
+    for held in (valid_items, test_items):
+        item_alive[held[held != NO_ITEM]] = True
+    user_index = np.cumsum(user_alive) - 1
+    item_index = np.cumsum(item_alive) - 1
+    for behavior, (users, items) in train.items():
+        train[behavior] = (user_index[users], item_index[items])
+
+    def remap(held: np.ndarray) -> np.ndarray:
+        held = held[user_alive]
+        return np.where(held == NO_ITEM, NO_ITEM, item_index[np.maximum(held, 0)])
+
+    return Prepared(
+        behaviors=behaviors,
+        user_ids=user_ids[user_alive],
+        item_ids=item_ids[item_alive],
+        train=train,
+        valid_items=remap(valid_items).astype(np.int64),
+        test_items=remap(test_items).astype(np.int64),
+        report=report,
+    )
+
+
 def _titles(item_ids: np.ndarray, titles: Mapping | None) -> np.ndarray | None:
     if titles is None:
         return None
@@ -537,6 +605,21 @@ def _sample_negatives(
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0 or num_negatives == 0:
         return result
+    # Blocks of rows bound the memory of the vectorised draws (one block up to 64k users).
+    for start in range(0, len(rows), _NEGATIVES_BLOCK):
+        block = rows[start : start + _NEGATIVES_BLOCK]
+        result[block] = _sample_negatives_block(touched, num_items, block, num_negatives, rng)
+    return result
+
+
+def _sample_negatives_block(
+    touched: np.ndarray,
+    num_items: int,
+    rows: np.ndarray,
+    num_negatives: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`[len(rows), num_negatives]` negatives of the users `rows` (see `sample_negatives`)."""
     starts = np.searchsorted(touched, rows * num_items)
     free = num_items - (np.searchsorted(touched, (rows + 1) * num_items) - starts)
     exact = (2 * free < num_items) | (free <= num_negatives)
@@ -561,8 +644,7 @@ def _sample_negatives(
         else:
             extra = rng.choice(pool, size=num_negatives - len(pool), replace=True)
             accepted[row] = np.concatenate([rng.permutation(pool), extra])
-    result[rows] = accepted
-    return result
+    return accepted
 
 
 def _distinct_left(values: np.ndarray) -> np.ndarray:

@@ -10,17 +10,24 @@ preprocessing as UserBehavior.csv: duplicate merging, k-core on buys, leave-one-
 Configs: `tiny` (100 users x 500 generated items, for tests), `small` (1k x 1k), `default`
 (5k users x 4k generated items, about 1.9k items left after the 5-core). Variants:
 `<config>_seed<S>`, `<config>_core<K>`. Features and metadata: see `tfds_builders._base`.
+
+Shop-scale configs come from `shop` instead (power-law item popularity, skewed user
+activity, category taste and a view ⊇ cart ⊇ buy funnel with a few off-funnel events),
+generated and preprocessed one chunk of users at a time, without k-core, so memory stays
+bounded: `xl` (1,000,000 users x 200,000 items, about 55M interactions) and `xs` (the same
+generator at 2,000 x 1,000, for tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_builders import _base
 from tfds_builders import _preprocessing as prep
-from tfds_builders.mbrec_synthetic import generator
+from tfds_builders.mbrec_synthetic import generator, shop
 
 
 @dataclasses.dataclass(eq=False)
@@ -29,6 +36,8 @@ class SyntheticConfig(_base.MultiBehaviorConfig):
 
     num_users: int = 5000
     num_items: int = 4000
+    generator: str = "latent"  # "latent" (generator.py) or "shop" (shop.py)
+    num_categories: int = 1000
 
 
 class MbrecSynthetic(_base.MultiBehaviorBuilder):
@@ -62,6 +71,22 @@ class MbrecSynthetic(_base.MultiBehaviorBuilder):
             min_user_events=5,
             min_item_events=5,
         ),
+        SyntheticConfig(
+            name="xs",
+            description="Shop generator at 2,000 users x 1,000 items, for tests.",
+            num_users=2000,
+            num_items=1000,
+            generator="shop",
+            num_categories=20,
+        ),
+        SyntheticConfig(
+            name="xl",
+            description="Shop scale: 1,000,000 users x 200,000 items, about 55M interactions.",
+            num_users=1_000_000,
+            num_items=200_000,
+            generator="shop",
+            num_categories=1000,
+        ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "default"
     DESCRIPTION = (
@@ -79,8 +104,20 @@ class MbrecSynthetic(_base.MultiBehaviorBuilder):
             seed=config.seed,
         )
 
+    def shop_spec(self) -> shop.ShopSpec:
+        """The shop generator settings of this builder's config."""
+        config = self.builder_config
+        return shop.ShopSpec(
+            num_users=config.num_users,
+            num_items=config.num_items,
+            num_categories=config.num_categories,
+            seed=config.seed,
+        )
+
     def _prepare(self, dl_manager: tfds.download.DownloadManager) -> prep.Prepared:
         del dl_manager  # nothing to download
+        if self.builder_config.generator == "shop":
+            return prepare_shop(self.shop_spec())
         spec = self.spec()
         log = generator.generate(spec)
         events = prep.EventLog.from_raw(
@@ -92,3 +129,23 @@ class MbrecSynthetic(_base.MultiBehaviorBuilder):
             min_user_events=config.min_user_events,
             min_item_events=config.min_item_events,
         )
+
+
+def prepare_shop(spec: shop.ShopSpec) -> prep.Prepared:
+    """The shop log of `spec`, generated and preprocessed one chunk of users at a time."""
+    item_ids = np.arange(spec.num_items, dtype=np.int64)
+
+    def logs():
+        for chunk in shop.generate_chunks(spec):
+            first, last = chunk.first_user, chunk.first_user + chunk.num_users
+            yield prep.EventLog(
+                users=chunk.users - first,
+                items=chunk.items,
+                behaviors=chunk.behaviors,
+                timestamps=chunk.timestamps,
+                user_ids=np.arange(first, last, dtype=np.int64),
+                item_ids=item_ids,
+                behavior_names=shop.BEHAVIORS,
+            )
+
+    return prep.prepare_user_partitioned(logs())
