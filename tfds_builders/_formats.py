@@ -126,7 +126,7 @@ def first_existing(folder: epath.PathLike, names: Sequence[str]) -> epath.Path |
 def _open_bytes(path: epath.Path) -> io.BufferedIOBase:
     """A binary stream of `path`; a `.zip` yields its single member (e.g. pv.csv.zip)."""
     if path.suffix == ".zip":
-        archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+        archive = zipfile.ZipFile(path.open("rb"))  # streamed: the archive is not read whole
         members = [m for m in archive.namelist() if not m.endswith("/")]
         if len(members) != 1:
             raise DataFormatError(
@@ -255,6 +255,33 @@ def read_table(
     path = require_file(path, f"a file of lines `{_describe(columns, sep)}`")
     parts: dict[str, list[np.ndarray]] = {c.name: [] for c in columns}
     first_data_line = 2 if header is not None else 1
+    for _, chunk in iter_table(path, columns, sep=sep, header=header, encoding=encoding):
+        if transform is not None:
+            chunk = transform(chunk)
+        for name, values in chunk.items():
+            parts.setdefault(name, []).append(values)
+    if transform is None:
+        empty = {c.name: np.zeros(0, _dtype(c)) for c in columns}
+        parts = {name: values or [empty[name]] for name, values in parts.items()}
+    merged = {name: np.concatenate(values) for name, values in parts.items() if values}
+    return Table(str(path), merged, first_data_line)
+
+
+def iter_table(
+    path: epath.PathLike,
+    columns: Sequence[Column],
+    *,
+    sep: str,
+    header: Sequence[str | None] | None = None,
+    encoding: str = "utf-8",
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """`read_table` as a stream: (first line number, validated columns) per chunk of lines.
+
+    Memory is bounded by one chunk (`_CHUNK_BYTES` of text and its columns) whatever the
+    size of the file; a `.zip` is decompressed as it is read. Errors are those of
+    `read_table`, raised when the stream reaches the bad line.
+    """
+    path = require_file(path, f"a file of lines `{_describe(columns, sep)}`")
     header_seen = header is None
     for first, lines in _line_chunks(path, encoding):
         if not header_seen:
@@ -264,18 +291,9 @@ def read_table(
             first = 2
         if len(lines) == 0:
             continue
-        chunk = _parse_chunk(path, lines, first, columns, sep, encoding)
-        if transform is not None:
-            chunk = transform(chunk)
-        for name, values in chunk.items():
-            parts.setdefault(name, []).append(values)
+        yield first, _parse_chunk(path, lines, first, columns, sep, encoding)
     if not header_seen:
         _check_header(path, pa.array([], pa.large_string()), header, sep)
-    if transform is None:
-        empty = {c.name: np.zeros(0, _dtype(c)) for c in columns}
-        parts = {name: values or [empty[name]] for name, values in parts.items()}
-    merged = {name: np.concatenate(values) for name, values in parts.items() if values}
-    return Table(str(path), merged, first_data_line)
 
 
 def _dtype(column: Column) -> type:

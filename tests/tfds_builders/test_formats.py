@@ -221,3 +221,42 @@ def test_movielens_item_file_is_latin1_and_strict(tmp_path):
     with pytest.raises(DataFormatError) as error:
         movielens_100k.read_movielens(epath.Path(tmp_path))
     assert_error(error.value, tmp_path / "u.item", 2, "24 '|'-separated fields")
+
+
+def test_user_behavior_stream_is_bounded_and_complete(tmp_path, monkeypatch):
+    from pipelines import parse_benchmark
+    from tfds_builders.taobao_user_behavior import taobao_user_behavior as tub
+
+    path = str(tmp_path / "UserBehavior.csv")
+    parse_benchmark.write_log(path, 2500, seed=1)
+    monkeypatch.setattr(formats, "_CHUNK_BYTES", 4096)  # many chunks, lines across borders
+    chunks = list(tub.stream_user_behavior(path))
+    assert len(chunks) > 10
+    assert max(len(c["user"]) for c in chunks) < 200  # one chunk of text at a time
+    lines = [line.split(",") for line in open(path).read().splitlines()]
+    assert sum(len(c["user"]) for c in chunks) == len(lines) == 2500
+    assert [int(c["first_line"]) for c in chunks][:2] == [1, 1 + len(chunks[0]["user"])]
+    users = np.concatenate([c["user"] for c in chunks])
+    behaviors = np.concatenate([c["behavior"] for c in chunks])
+    np.testing.assert_array_equal(users, [int(f[0]) for f in lines])
+    names = ["pv", "fav", "cart", "buy"]
+    np.testing.assert_array_equal(behaviors, [names.index(f[3]) for f in lines])
+
+    zipped = tmp_path / "zipped" / "UserBehavior.csv.zip"
+    zipped.parent.mkdir()
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(path, "UserBehavior.csv")
+    again = np.concatenate([c["timestamp"] for c in tub.stream_user_behavior(zipped)])
+    np.testing.assert_array_equal(again, [int(f[4]) for f in lines])
+
+
+def test_user_behavior_stream_names_a_bad_line(tmp_path, monkeypatch):
+    from tfds_builders.taobao_user_behavior import taobao_user_behavior as tub
+
+    monkeypatch.setattr(formats, "_CHUNK_BYTES", 64)
+    good = "".join(f"{u},{u + 1},7,pv,1511544070\n" for u in range(40))
+    path = write(tmp_path / "UserBehavior.csv", good + "1,2,3,click,1511544070\n")
+    stream = tub.stream_user_behavior(path)
+    next(stream)  # the first chunks come before the bad line is reached
+    with pytest.raises(formats.DataFormatError, match="line 41: expected behavior to be one of"):
+        list(stream)

@@ -16,6 +16,8 @@ Features and metadata: see `tfds_builders._base`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -33,41 +35,63 @@ COLUMNS = (
 )
 
 
+def stream_user_behavior(path) -> Iterator[dict[str, np.ndarray]]:
+    """UserBehavior.csv as a stream of validated chunks, in file order.
+
+    Each chunk has `user`, `item` (raw ids, int64), `behavior` (int8 codes in BEHAVIORS
+    order) and `timestamp` (int64), and `first_line`; memory is bounded by one chunk
+    (`_formats._CHUNK_BYTES` of text) whatever the size of the log, and a `.zip` is
+    decompressed as it is read. A bad line stops the stream with a `DataFormatError`.
+    """
+    for first, chunk in formats.iter_table(path, COLUMNS, sep=","):
+        del chunk["category"]
+        chunk["first_line"] = np.int64(first)
+        yield chunk
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """`values` as int32 when they fit (raw ids of the full log do), else unchanged."""
+    info = np.iinfo(np.int32)
+    if len(values) and (values.min() < info.min or values.max() > info.max):
+        return values
+    return values.astype(np.int32)
+
+
 def read_user_behavior(path, *, sample_users: int = 0, seed: int = 0) -> tuple[prep.EventLog, dict]:
     """Reads UserBehavior.csv (all users, or `sample_users` drawn with `seed`).
 
-    Returns the event log and a report of the sampling (users seen and kept, events read
-    and skipped because their user was not sampled).
+    The file is streamed (see `stream_user_behavior`); only the kept events are held, ids
+    as int32 where they fit (about 17 bytes per event). Returns the event log and a report
+    of the sampling (users seen and kept, events read and skipped because their user was
+    not sampled).
     """
     report: dict[str, int] = {}
     keep_users: np.ndarray | None = None
     if sample_users > 0:
-        seen = formats.read_table(
-            path, COLUMNS, sep=",", transform=lambda c: {"user": np.unique(c["user"])}
-        )
-        all_users = np.unique(seen["user"])
+        seen = np.unique(
+            np.concatenate([np.unique(c["user"]) for c in stream_user_behavior(path)] or [[]])
+        ).astype(np.int64)
         rng = np.random.default_rng(seed)
-        count = min(sample_users, len(all_users))
-        keep_users = np.sort(rng.choice(all_users, size=count, replace=False))
-        report.update({"sampling/users_seen": len(all_users), "sampling/users_kept": count})
+        count = min(sample_users, len(seen))
+        keep_users = np.sort(rng.choice(seen, size=count, replace=False))
+        report.update({"sampling/users_seen": len(seen), "sampling/users_kept": count})
 
-    def select(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = np.arange(len(chunk["user"]))
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "item", "behavior", "timestamp")}
+    rows_read = 0
+    for chunk in stream_user_behavior(path):
+        rows_read += len(chunk["user"])
+        rows = slice(None)
         if keep_users is not None:
             rows = np.flatnonzero(np.isin(chunk["user"], keep_users))
-        return {
-            "user": chunk["user"][rows],
-            "item": chunk["item"][rows],
-            "behavior": chunk["behavior"][rows],  # int8 codes in BEHAVIORS order
-            "timestamp": chunk["timestamp"][rows],
-            "rows_read": np.array([len(chunk["user"])]),
-        }
-
-    table = formats.read_table(path, COLUMNS, sep=",", transform=select)
-    if len(table) == 0 or "user" not in table.columns:
+        for name, values in parts.items():
+            column = chunk[name][rows]
+            values.append(column if name in ("behavior", "timestamp") else _compact(column))
+    if rows_read == 0:
         raise formats.DataFormatError(path, None, "at least one event line")
+    table = {name: np.concatenate(values) for name, values in parts.items()}
+    del parts
     if keep_users is not None:
-        report["sampling/events_skipped"] = int(table["rows_read"].sum()) - len(table["user"])
+        report["sampling/events_skipped"] = rows_read - len(table["user"])
     log = prep.EventLog.from_raw(
         table["user"], table["item"], table["behavior"], table["timestamp"], BEHAVIORS
     )
