@@ -76,9 +76,16 @@ class WholeDataConfig(TrainConfig):
         "decoupled", "decoupled (exact, fast) or dense (brute force, 'EHCF-Original')."
     )
     positive_weight: float = field(1.0, "Weight c+ of observed entries.")
+    gram_every: int = field(
+        1,
+        "Refresh the item Gram and apply its gradient every N training steps (N > 1: cost "
+        "linear in users + items + interactions, approximate; 1 = the exact step).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.gram_every < 1:
+            raise ValueError(f"gram_every must be >= 1, got {self.gram_every}")
         if self.loss not in WHOLE_DATA_LOSSES:
             raise ValueError(f"loss must be one of {WHOLE_DATA_LOSSES}, got {self.loss!r}")
         if self.negative_weight_alpha < 0 or self.positive_weight <= 0:

@@ -136,21 +136,24 @@ def _open_bytes(path: epath.Path) -> io.BufferedIOBase:
     return path.open("rb")
 
 
-def _line_chunks(path: epath.Path, encoding: str) -> Iterator[tuple[int, pa.Array]]:
+def _line_chunks(
+    path: epath.Path, encoding: str, chunk_bytes: int | None = None
+) -> Iterator[tuple[int, pa.Array]]:
     """Yields (number of the first line, Arrow string array of lines without line ends).
 
     A UTF-8 byte-order mark at the start and blank lines at the end of the file are
     ignored (editors and spreadsheet exports write them); a blank line elsewhere is kept
     (and refused by the parsers).
     """
+    chunk_bytes = chunk_bytes or _CHUNK_BYTES
     next_line = 1
     remainder = b""
     with _open_bytes(path) as stream:
-        block = stream.read(_CHUNK_BYTES)
+        block = stream.read(chunk_bytes)
         if block.startswith(_UTF8_BOM) and encoding.lower().replace("-", "") == "utf8":
             block = block[len(_UTF8_BOM) :]
         while block:
-            following = stream.read(_CHUNK_BYTES)
+            following = stream.read(chunk_bytes)
             data = remainder + block
             if following:
                 # Keep a trailing run of line ends for the next chunk: it may end the file.
@@ -274,16 +277,18 @@ def iter_table(
     sep: str,
     header: Sequence[str | None] | None = None,
     encoding: str = "utf-8",
+    chunk_bytes: int | None = None,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """`read_table` as a stream: (first line number, validated columns) per chunk of lines.
 
-    Memory is bounded by one chunk (`_CHUNK_BYTES` of text and its columns) whatever the
-    size of the file; a `.zip` is decompressed as it is read. Errors are those of
-    `read_table`, raised when the stream reaches the bad line.
+    Memory is bounded by one chunk (`chunk_bytes` of text, default `_CHUNK_BYTES`, and its
+    columns: about ten times the text) whatever the size of the file; a `.zip` is
+    decompressed as it is read. Errors are those of `read_table`, raised when the stream
+    reaches the bad line.
     """
     path = require_file(path, f"a file of lines `{_describe(columns, sep)}`")
     header_seen = header is None
-    for first, lines in _line_chunks(path, encoding):
+    for first, lines in _line_chunks(path, encoding, chunk_bytes):
         if not header_seen:
             _check_header(path, lines, header, sep)
             header_seen = True

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from mbrec_tf.config import WHOLE_DATA_LOSSES, WholeDataConfig, normalised, per_behavior
 from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.tasks import refreshed_gram
 from mbrec_tf.tasks.base import SUM, Task
 
 
@@ -175,17 +176,51 @@ def decoupled_losses(
     Returns:
       `[K]` losses; entry k equals `decoupled_loss` of task k.
     """
+    queries, query_index = task_queries(
+        user_vectors, prediction_vectors, positive_rows, positive_tasks
+    )
+    scores = pair_scores(queries, items, query_index, positive_items)
+    return losses_from_scores(
+        user_vectors,
+        prediction_vectors,
+        scores,
+        positive_tasks,
+        positive_negative_weights,
+        item_grams,
+        positive_weight=positive_weight,
+    )
+
+
+def task_queries(
+    user_vectors: tf.Tensor,
+    prediction_vectors: tf.Tensor,
+    positive_rows: tf.Tensor,
+    positive_tasks: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(`[K·B, d]` queries h_k ⊙ p_u, `[N]` row of each positive's query among them)."""
+    batch_size = tf.shape(user_vectors, out_type=positive_rows.dtype)[0]
+    dim = tf.shape(user_vectors)[1]
+    queries = tf.reshape(prediction_vectors[:, None, :] * user_vectors[None], [-1, dim])
+    return queries, tf.cast(positive_tasks, positive_rows.dtype) * batch_size + positive_rows
+
+
+def losses_from_scores(
+    user_vectors: tf.Tensor,
+    prediction_vectors: tf.Tensor,
+    scores: tf.Tensor,
+    positive_tasks: tf.Tensor,
+    positive_negative_weights: tf.Tensor | float,
+    item_grams: tf.Tensor,
+    *,
+    positive_weight: float = 1.0,
+) -> tf.Tensor:
+    """`[K]` decoupled losses from the positives' scores and the per-task item Grams."""
     num_tasks = tf.shape(prediction_vectors)[0]
     user_gram = tf.matmul(user_vectors, user_vectors, transpose_a=True)
     weighted_grams = user_gram[None] * item_grams
     all_pairs = tf.reduce_sum(
         prediction_vectors[:, :, None] * weighted_grams * prediction_vectors[:, None, :], [1, 2]
     )
-    batch_size = tf.shape(user_vectors, out_type=positive_rows.dtype)[0]
-    dim = tf.shape(items)[1]
-    task_queries = tf.reshape(prediction_vectors[:, None, :] * user_vectors[None], [-1, dim])
-    query_index = tf.cast(positive_tasks, positive_rows.dtype) * batch_size + positive_rows
-    scores = pair_scores(task_queries, items, query_index, positive_items)
     terms = (positive_weight - positive_negative_weights) * tf.square(scores) - (
         2.0 * positive_weight * scores
     )
@@ -277,6 +312,8 @@ class WholeDataTask(Task):
       positive_weight: c⁺.
       loss: "decoupled" (exact, O((|B|+|V|) d²)) or "dense" (brute force).
       alternate_tasks: train one behavior per step, in turn, instead of the joint loss.
+      gram_every: N > 1 refreshes the item Gram and applies its gradient every N training
+        steps (`refreshed_gram`: cost linear in the data, approximate); 1 = exact.
     """
 
     reduction = SUM
@@ -291,6 +328,7 @@ class WholeDataTask(Task):
         positive_weight: float = 1.0,
         loss: str = "decoupled",
         alternate_tasks: bool = False,
+        gram_every: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -311,6 +349,15 @@ class WholeDataTask(Task):
         self._setup_negative_weights(
             [0.1] * num_behaviors if negative_weights is None else negative_weights
         )
+        self.gram_every = int(gram_every)
+        self.refreshed_gram = None
+        if self.gram_every > 1:
+            groups = sorted(set(self._weight_group))
+            ones = np.ones(self.num_items)
+            self.refreshed_gram = refreshed_gram.RefreshedGram(
+                self.gram_every,
+                np.stack([ones if g < 0 else self._weight_vectors[g] for g in groups]),
+            )
 
     @property
     def loss_names(self) -> tuple[str, ...]:
@@ -363,14 +410,16 @@ class WholeDataTask(Task):
         outputs: Mapping[str, tf.Tensor],
         loss: str | None = None,
         with_constant: bool = False,
+        step: tf.Tensor | None = None,
     ) -> list[tf.Tensor]:
         """L̃_k of every behavior for a user batch; `loss` overrides the form.
 
         L̃_k omits the parameter-free constant c⁺ · |positives of k|; `with_constant` adds
         it back, giving the weighted squared error Σ_u Σ_v c_uv (R − R̂)² itself (what is
-        logged: positive, and falling as the model fits). Gradients are the same.
+        logged: positive, and falling as the model fits). Gradients are the same. A training
+        `step` with `gram_every` > 1 takes the refreshed-Gram step.
         """
-        losses = self._losses_without_constant(positives, outputs, loss or self.loss_kind)
+        losses = self._losses_without_constant(positives, outputs, loss or self.loss_kind, step)
         if not with_constant:
             return losses
         dtype = losses[0].dtype
@@ -380,7 +429,11 @@ class WholeDataTask(Task):
         ]
 
     def _losses_without_constant(
-        self, positives: Mapping[str, tf.RaggedTensor], outputs: Mapping[str, tf.Tensor], loss: str
+        self,
+        positives: Mapping[str, tf.RaggedTensor],
+        outputs: Mapping[str, tf.Tensor],
+        loss: str,
+        step: tf.Tensor | None = None,
     ) -> list[tf.Tensor]:
         user_vectors = outputs["user_vectors"]
         items = outputs["item_vectors"]
@@ -395,10 +448,18 @@ class WholeDataTask(Task):
         rows, item_ids, tasks = flatten_positives(positives, self.behaviors)
         scales = tf.constant(self._weight_scales, dtype=dtype)
         weight_vectors = [tf.constant(v, dtype=dtype) for v in self._weight_vectors]
-        grams = {
-            g: weighted_item_gram(items, None if g < 0 else weight_vectors[g])
-            for g in sorted(set(self._weight_group))
-        }
+        groups = sorted(set(self._weight_group))
+        refreshed = self.refreshed_gram is not None and step is not None
+        if refreshed:
+            queries, query_index = task_queries(user_vectors, vectors, rows, tasks)
+            group_grams, scores = self.refreshed_gram.grams_and_scores(
+                items, queries, query_index, item_ids, step
+            )
+            grams = {g: group_grams[i] for i, g in enumerate(groups)}
+        else:
+            grams = {
+                g: weighted_item_gram(items, None if g < 0 else weight_vectors[g]) for g in groups
+            }
         item_grams = tf.stack([grams[g] for g in self._weight_group]) * scales[:, None, None]
         positive_weights = tf.gather(scales, tasks)
         if weight_vectors:
@@ -408,17 +469,28 @@ class WholeDataTask(Task):
             positive_weights *= tf.gather_nd(
                 table, tf.stack([rows_in_table, tf.cast(item_ids, tf.int32)], axis=1)
             )
-        losses = decoupled_losses(
-            user_vectors,
-            items,
-            vectors,
-            rows,
-            item_ids,
-            tasks,
-            positive_weights,
-            item_grams,
-            positive_weight=self.positive_weight,
-        )
+        if refreshed:
+            losses = losses_from_scores(
+                user_vectors,
+                vectors,
+                scores,
+                tasks,
+                positive_weights,
+                item_grams,
+                positive_weight=self.positive_weight,
+            )
+        else:
+            losses = decoupled_losses(
+                user_vectors,
+                items,
+                vectors,
+                rows,
+                item_ids,
+                tasks,
+                positive_weights,
+                item_grams,
+                positive_weight=self.positive_weight,
+            )
         return tf.unstack(losses, num=len(self.behaviors))
 
     def _dense_loss(
@@ -453,7 +525,9 @@ class WholeDataTask(Task):
         return self.weighted_sum(losses)
 
     def call(self, batch, outputs, training=False, step=None):
-        losses = self.behavior_losses(batch["positives"], outputs, with_constant=True)
+        losses = self.behavior_losses(
+            batch["positives"], outputs, with_constant=True, step=step if training else None
+        )
         total = self.objective(losses, training=training, step=step)
         return total, dict(zip(self.loss_names, losses, strict=True))
 
@@ -481,4 +555,5 @@ def whole_data_task(data: MultiBehaviorData, config: WholeDataConfig) -> WholeDa
         positive_weight=config.positive_weight,
         loss=config.loss,
         alternate_tasks=config.alternate_tasks,
+        gram_every=config.gram_every,
     )

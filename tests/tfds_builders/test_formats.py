@@ -223,14 +223,13 @@ def test_movielens_item_file_is_latin1_and_strict(tmp_path):
     assert_error(error.value, tmp_path / "u.item", 2, "24 '|'-separated fields")
 
 
-def test_user_behavior_stream_is_bounded_and_complete(tmp_path, monkeypatch):
+def test_user_behavior_stream_is_bounded_and_complete(tmp_path):
     from pipelines import parse_benchmark
     from tfds_builders.taobao_user_behavior import taobao_user_behavior as tub
 
     path = str(tmp_path / "UserBehavior.csv")
     parse_benchmark.write_log(path, 2500, seed=1)
-    monkeypatch.setattr(formats, "_CHUNK_BYTES", 4096)  # many chunks, lines across borders
-    chunks = list(tub.stream_user_behavior(path))
+    chunks = list(tub.stream_user_behavior(path, chunk_bytes=4096))  # lines across borders
     assert len(chunks) > 10
     assert max(len(c["user"]) for c in chunks) < 200  # one chunk of text at a time
     lines = [line.split(",") for line in open(path).read().splitlines()]
@@ -250,13 +249,12 @@ def test_user_behavior_stream_is_bounded_and_complete(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again, [int(f[4]) for f in lines])
 
 
-def test_user_behavior_stream_names_a_bad_line(tmp_path, monkeypatch):
+def test_user_behavior_stream_names_a_bad_line(tmp_path):
     from tfds_builders.taobao_user_behavior import taobao_user_behavior as tub
 
-    monkeypatch.setattr(formats, "_CHUNK_BYTES", 64)
     good = "".join(f"{u},{u + 1},7,pv,1511544070\n" for u in range(40))
     path = write(tmp_path / "UserBehavior.csv", good + "1,2,3,click,1511544070\n")
-    stream = tub.stream_user_behavior(path)
+    stream = tub.stream_user_behavior(path, chunk_bytes=64)
     next(stream)  # the first chunks come before the bad line is reached
     with pytest.raises(formats.DataFormatError, match="line 41: expected behavior to be one of"):
         list(stream)

@@ -35,15 +35,18 @@ COLUMNS = (
 )
 
 
-def stream_user_behavior(path) -> Iterator[dict[str, np.ndarray]]:
+STREAM_CHUNK_BYTES = 1 << 25  # 32 MiB of text per chunk: about 0.3 GiB of memory in use
+
+
+def stream_user_behavior(path, chunk_bytes: int = STREAM_CHUNK_BYTES) -> Iterator[dict]:
     """UserBehavior.csv as a stream of validated chunks, in file order.
 
     Each chunk has `user`, `item` (raw ids, int64), `behavior` (int8 codes in BEHAVIORS
     order) and `timestamp` (int64), and `first_line`; memory is bounded by one chunk
-    (`_formats._CHUNK_BYTES` of text) whatever the size of the log, and a `.zip` is
-    decompressed as it is read. A bad line stops the stream with a `DataFormatError`.
+    (`chunk_bytes` of text) whatever the size of the log, and a `.zip` is decompressed
+    as it is read. A bad line stops the stream with a `DataFormatError`.
     """
-    for first, chunk in formats.iter_table(path, COLUMNS, sep=","):
+    for first, chunk in formats.iter_table(path, COLUMNS, sep=",", chunk_bytes=chunk_bytes):
         del chunk["category"]
         chunk["first_line"] = np.int64(first)
         yield chunk
