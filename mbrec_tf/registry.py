@@ -15,7 +15,7 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.models import ehcf, mbncf, mf, ncf, popularity
+from mbrec_tf.models import ehcf, mbncf, mf, ncf, popularity, touched
 from mbrec_tf.models.base import Recommender
 from mbrec_tf.tasks import closed_form, sampled, whole_data
 from mbrec_tf.tasks.base import ClosedFormTask, Task
@@ -102,6 +102,16 @@ _SPECS: tuple[ModelSpec, ...] = (
         task=closed_form.popularity_fit,
         inputs=None,
         description="Most-popular target items (a sanity baseline; needs no training).",
+    ),
+    ModelSpec(
+        name="touched",
+        config_cls=touched.TouchedConfig,
+        scorer=touched.build,
+        task=closed_form.touched_fit,
+        inputs=None,
+        dataset_defaults=touched.DATASET_DEFAULTS,
+        description="Touched first: the user's supportive items by behavior weight, then "
+        "target popularity (no training).",
     ),
     ModelSpec(
         name="ehcf",

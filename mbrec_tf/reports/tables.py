@@ -29,7 +29,7 @@ SAMPLED_COLUMNS = ("sampled/hr@10", "sampled/ndcg@10")
 #: Models trained on the target behavior alone (Table 2's "Single" block), in table order.
 SINGLE_BEHAVIOR = ("popularity", "bpr", "wmf", "expomf", "gmf", "mlp", "neumf", "ehcf_sin")
 #: Models that learn from several behaviors ("Heterogeneous"), in table order.
-MULTI_BEHAVIOR = ("cmf", "mc_bpr", "nmtr", "mfpr", "mbncf", "ehcf")
+MULTI_BEHAVIOR = ("touched", "cmf", "mc_bpr", "nmtr", "mfpr", "mbncf", "ehcf", "ehcf_memory")
 
 
 @dataclasses.dataclass

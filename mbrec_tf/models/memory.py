@@ -1,0 +1,110 @@
+"""What each user already touched: the sparse (user, item, behaviors) pairs of the training data.
+
+`InteractionMemory` holds the union of several behaviors' training pairs as one ragged table
+(per user: item ids, and a 0/1 indicator per behavior), stored in variables so that it is
+checkpointed and exported with the model. Models that add sparse terms on the pairs a user
+already has (the touched-first heuristic, EHCF with memory) read it through `pairs`, and
+serving may replace a user's items of a behavior by the ones a request sends (`with_context`).
+
+Scores built on it are linear in the indicators, so a pair listed twice (once from the
+snapshot, once from a request) adds up to the same score as one listing of its union.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+
+class MemoryPairs:
+    """A batch's memory pairs: batch row, item id and `[n, num_behaviors]` indicators."""
+
+    def __init__(self, rows: tf.Tensor, items: tf.Tensor, indicators: tf.Tensor):
+        self.rows = rows
+        self.items = items
+        self.indicators = indicators
+
+    def dense(self, values: tf.Tensor, batch_size: tf.Tensor, num_items: int) -> tf.Tensor:
+        """`[batch, num_items]` matrix with each pair's `values` added at (row, item)."""
+        indices = tf.stack([self.rows, self.items], axis=1)
+        return tf.scatter_nd(indices, values, tf.stack([batch_size, num_items]))
+
+
+def union_table(matrices: Sequence[sp.spmatrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(items int32 [nnz], row_splits int64 [U+1], indicators float32 [nnz, B]) of the union."""
+    num_users, num_items = matrices[0].shape
+    union = sp.csr_matrix((num_users, num_items), dtype=np.float32)
+    for matrix in matrices:
+        union = union + sp.csr_matrix(matrix, dtype=np.float32)
+    union = sp.csr_matrix(union)
+    union.sort_indices()
+    union.data[:] = 1.0
+    indicators = np.zeros((union.nnz, len(matrices)), np.float32)
+    for column, matrix in enumerate(matrices):
+        # union + b has the union's entries (a superset of b's), each 1 + [pair in b].
+        binary = sp.csr_matrix(matrix, dtype=np.float32)
+        binary.data[:] = 1.0
+        combined = sp.csr_matrix(union + binary)
+        combined.sort_indices()
+        indicators[:, column] = combined.data - 1.0
+    return union.indices.astype(np.int32), union.indptr.astype(np.int64), indicators
+
+
+class InteractionMemory(tf.Module):
+    """The union of the training pairs of `behaviors`, per user, with behavior indicators.
+
+    Args:
+      matrices: one binary `num_users x num_items` matrix per behavior.
+      behaviors: their names (the order of the indicator columns).
+    """
+
+    def __init__(self, matrices: Sequence[sp.spmatrix], behaviors: Sequence[str], **kwargs):
+        super().__init__(**kwargs)
+        if len(matrices) != len(behaviors) or not matrices:
+            raise ValueError(f"{len(matrices)} matrices for behaviors {tuple(behaviors)}")
+        self.behaviors = tuple(behaviors)
+        self.num_users, self.num_items = matrices[0].shape
+        items, splits, indicators = union_table(matrices)
+        self.items = tf.Variable(items, trainable=False, name="memory_items")
+        self.row_splits = tf.Variable(splits, trainable=False, name="memory_row_splits")
+        self.indicators = tf.Variable(indicators, trainable=False, name="memory_indicators")
+
+    def pairs(self, user_ids: tf.Tensor) -> MemoryPairs:
+        """The memory pairs of a user batch (rows index `user_ids`)."""
+        items = tf.RaggedTensor.from_row_splits(self.items, self.row_splits, validate=False)
+        indicators = tf.RaggedTensor.from_row_splits(
+            self.indicators, self.row_splits, validate=False
+        )
+        user_ids = tf.cast(user_ids, tf.int64)
+        rows_items = tf.gather(items, user_ids)
+        return MemoryPairs(
+            tf.cast(rows_items.value_rowids(), tf.int32),
+            rows_items.values,
+            tf.gather(indicators, user_ids).values,
+        )
+
+    def with_context(
+        self, user_ids: tf.Tensor, context: Mapping[str, tf.RaggedTensor]
+    ) -> MemoryPairs:
+        """The batch's pairs where each behavior in `context` takes the request's items.
+
+        `context[b]` is a `[batch, None]` ragged tensor of item ids: the user's items of
+        behavior b now (they replace the training snapshot's items of b for that user).
+        """
+        pairs = self.pairs(user_ids)
+        replaced = np.array([b in context for b in self.behaviors], np.float32)
+        rows = [pairs.rows]
+        items = [pairs.items]
+        indicators = [pairs.indicators * (1.0 - replaced)]
+        for column, behavior in enumerate(self.behaviors):
+            if behavior not in context:
+                continue
+            ragged = context[behavior]
+            rows.append(tf.cast(ragged.value_rowids(), tf.int32))
+            items.append(tf.cast(ragged.values, tf.int32))
+            one_hot = tf.one_hot(column, len(self.behaviors), dtype=pairs.indicators.dtype)
+            indicators.append(tf.tile(one_hot[None], [tf.size(ragged.values), 1]))
+        return MemoryPairs(tf.concat(rows, 0), tf.concat(items, 0), tf.concat(indicators, 0))
