@@ -14,6 +14,7 @@ import os
 from absl import flags
 
 from mbrec_tf.errors import UserError
+from mbrec_tf.evaluation.evaluator import ITEM_GROUP_PREFIXES
 from pipelines import flags as common
 
 FLAGS = flags.FLAGS
@@ -28,6 +29,12 @@ def define_flags() -> None:
         "Metric keys to show (test split).",
     )
     flags.DEFINE_enum("split", "test", ["valid", "test"], "Which split's metrics to show.")
+    flags.DEFINE_bool(
+        "item_groups",
+        True,
+        "Also show each full-ranking metric for the touched and the new test users "
+        "(touched/<metric>, new/<metric>).",
+    )
     flags.DEFINE_enum("format", "markdown", ["markdown", "csv"], "Output format.")
 
 
@@ -41,6 +48,16 @@ def collect(runs_dir: str) -> list[dict]:
         record["path"] = os.path.dirname(path)
         records.append(record)
     return sorted(records, key=lambda r: (r.get("dataset", ""), r.get("model", ""), r["path"]))
+
+
+def with_item_groups(metrics: list[str]) -> list[str]:
+    """Each full-ranking metric followed by its touched/ and new/ forms."""
+    expanded = []
+    for metric in metrics:
+        expanded.append(metric)
+        if "/" not in metric:
+            expanded += [f"{prefix}{metric}" for prefix in ITEM_GROUP_PREFIXES]
+    return list(dict.fromkeys(expanded))
 
 
 def table(records: list[dict], metrics: list[str], split: str, fmt: str) -> str:
@@ -70,7 +87,8 @@ def main(argv: list[str]) -> None:
     records = collect(FLAGS.runs_dir)
     if not records:
         raise UserError(f"no results.json under --runs_dir={FLAGS.runs_dir}: train a model first")
-    print(table(records, FLAGS.metrics, FLAGS.split, FLAGS.format))
+    metrics = with_item_groups(FLAGS.metrics) if FLAGS.item_groups else list(FLAGS.metrics)
+    print(table(records, metrics, FLAGS.split, FLAGS.format))
 
 
 if __name__ == "__main__":

@@ -292,8 +292,23 @@ def write_reports(runs: list[tables.Run], grids: dict) -> None:
                 "Sampled protocol: held-out item among 100 (multi-feedback paper, Table 4)",
             )
         )
+        f.write("\n")
+        f.write(
+            tables.markdown_table(
+                runs,
+                datasets,
+                tables.ITEM_GROUP_COLUMNS,
+                "Touched and new items: all test users, those whose held-out item was in a "
+                "supportive behavior (touched), and the others ranked among untouched items (new)",
+            )
+        )
     with open(os.path.join(output, "table.csv"), "w") as f:
-        f.write(tables.csv_table(runs, (*tables.FULL_RANKING_COLUMNS, *tables.SAMPLED_COLUMNS)))
+        columns = (
+            *tables.FULL_RANKING_COLUMNS,
+            *tables.ITEM_GROUP_COLUMNS,
+            *tables.SAMPLED_COLUMNS,
+        )
+        f.write(tables.csv_table(runs, tuple(dict.fromkeys(columns))))
     with open(os.path.join(output, "runtime.md"), "w") as f:
         f.write(tables.runtime_markdown(runs, datasets, machine()))
     written = [os.path.join(output, n) for n in ("table.md", "table.csv", "runtime.md")]

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.evaluation.evaluator import GROUPS_PREFIX, Evaluator
+from mbrec_tf.evaluation.evaluator import GROUPS_PREFIX, ITEM_GROUP_PREFIXES, Evaluator
 
 LOGS_PREFIX = "val_"
 #: `every_n_epochs` value that picks the interval from measured times (see the class).
@@ -172,7 +172,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         logged = {
             name: value
             for name, value in results.items()
-            if name != "num_users"
+            if not name.endswith("num_users")
             and (self.log_group_metrics or not name.startswith(GROUPS_PREFIX))
         }
         if logs is not None:
@@ -264,7 +264,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         shown = " ".join(
             f"{name} {value:.4f}"
             for name, value in results.items()
-            if name != "num_users" and not name.startswith(GROUPS_PREFIX)
+            if name != "num_users" and not name.startswith((GROUPS_PREFIX, *ITEM_GROUP_PREFIXES))
         )
         marker = " *" if improved else ""
         self._pending_lines.append(

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
@@ -34,14 +35,26 @@ logger = logging.getLogger(__name__)
 FULL = "full"
 SAMPLED = "sampled"
 PROTOCOLS = (FULL, SAMPLED)
+#: Key of `Evaluator.ranks` for full-ranking ranks among the user's untouched items.
+UNTOUCHED = "untouched"
 SAMPLED_PREFIX = "sampled/"
 GROUPS_PREFIX = "groups/"
+#: Full ranking of the users whose held-out item they had in a supportive behavior.
+TOUCHED_PREFIX = "touched/"
+#: Full ranking of the other users, among the items they never touched (discovery).
+NEW_PREFIX = "new/"
+ITEM_GROUP_PREFIXES = (TOUCHED_PREFIX, NEW_PREFIX)
 #: Upper bounds of the user groups by number of target training interactions:
 #: 1-4, 5-8, 9-16, 17-32 and >32 (users with none form group "0").
 DEFAULT_GROUP_BOUNDS: tuple[int, ...] = (4, 8, 16, 32)
 #: The sampled protocol always reports this cut-off (the NCF protocol's HR@10 / NDCG@10).
 SAMPLED_PROTOCOL_K = 10
 DEFAULT_BATCH_SIZE = 512
+
+
+def _pairs_of(rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every stored entry of a CSR matrix, row-major."""
+    return np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices
 
 
 class _Batch(NamedTuple):
@@ -51,6 +64,8 @@ class _Batch(NamedTuple):
     targets: tf.Tensor  # int32 [B], the held-out items
     masked_rows: tf.Tensor  # int32 [M], position in the batch of each masked item
     masked_items: tf.Tensor  # int32 [M], target-train items (never the held-out one)
+    touched_rows: tf.Tensor  # int32 [T], position in the batch of each touched item
+    touched_items: tf.Tensor  # int32 [T], supportive items not masked nor held out
     negatives: tf.Tensor | None  # int32 [B, n] stored sampled negatives
 
 
@@ -82,12 +97,33 @@ def full_ranks_from_scores(
     target_scores = tf.gather(scores, targets, batch_dims=1)
     # Over all items the held-out item counts itself once: hence the - 1.
     at_or_above_all = metrics.pessimistic_ranks(target_scores, scores) - 1
-    masked_scores = tf.gather_nd(scores, tf.stack([masked_rows, masked_items], axis=1))
-    masked_at_or_above = metrics.at_or_above(masked_scores, tf.gather(target_scores, masked_rows))
-    masked_counts = tf.math.unsorted_segment_sum(
-        tf.cast(masked_at_or_above, tf.int32), masked_rows, num_segments=tf.shape(scores)[0]
+    return at_or_above_all - count_at_or_above(scores, target_scores, masked_rows, masked_items)
+
+
+def count_at_or_above(
+    scores: tf.Tensor, target_scores: tf.Tensor, rows: tf.Tensor, items: tf.Tensor
+) -> tf.Tensor:
+    """Per row of `scores`, how many of the listed (row, item) pairs are at or above its
+    held-out item's score (pairs distinct, none the held-out item)."""
+    listed = tf.gather_nd(scores, tf.stack([rows, items], axis=1))
+    above = metrics.at_or_above(listed, tf.gather(target_scores, rows))
+    return tf.math.unsorted_segment_sum(
+        tf.cast(above, tf.int32), rows, num_segments=tf.shape(scores)[0]
     )
-    return at_or_above_all - masked_counts
+
+
+def full_and_new_ranks(
+    scores: tf.Tensor,
+    targets: tf.Tensor,
+    masked_rows: tf.Tensor,
+    masked_items: tf.Tensor,
+    touched_rows: tf.Tensor,
+    touched_items: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Full-ranking ranks, and the ranks among untouched items (touched pairs left out too)."""
+    ranks = full_ranks_from_scores(scores, targets, masked_rows, masked_items)
+    target_scores = tf.gather(scores, targets, batch_dims=1)
+    return ranks, ranks - count_at_or_above(scores, target_scores, touched_rows, touched_items)
 
 
 def sampled_ranks_from_scores(scores: tf.Tensor, negatives: tf.Tensor, targets: tf.Tensor):
@@ -110,7 +146,13 @@ class Evaluator:
       "sampled/hr@K", "sampled/ndcg@K", "sampled/mrr"     sampled, K = 10 and K in `ks`
                                                           below the number of candidates;
       "groups/<g>/num_users", "groups/<g>/hr@K", ...      full ranking per user group, g in
-                                                          "0", "1-4", ..., ">32".
+                                                          "0", "1-4", ..., ">32";
+      "touched/num_users", "touched/hr@K", ...            full ranking of the users whose
+                                                          held-out item was in a supportive
+                                                          behavior of the training data;
+      "new/num_users", "new/hr@K", ...                    the other users, ranked among the
+                                                          items they never touched (touched
+                                                          items masked too): discovery.
     If the split has no stored negatives, the sampled protocol is skipped with a warning.
     """
 
@@ -182,6 +224,7 @@ class Evaluator:
     def _make_batches(self, data: MultiBehaviorData, negatives: np.ndarray | None) -> list[_Batch]:
         """Cuts the evaluated users into batches and precomputes each batch's mask."""
         known = data.known_target_items(before=self.split)
+        touched = self._touched_matrix(data)
         batches = []
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
@@ -190,18 +233,38 @@ class Evaluator:
             masked_rows = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
             masked_items = rows.indices
             keep = masked_items != targets[masked_rows]  # never mask the held-out item
+            # Touched pairs that are not masked already (nor the held-out item).
+            user_touched = touched[users]
+            unmasked = sp.csr_matrix(user_touched - user_touched.multiply(rows))
+            unmasked.eliminate_zeros()
+            unmasked.sort_indices()
+            touched_rows, touched_items = _pairs_of(unmasked)
+            fresh = touched_items != targets[touched_rows]
             batches.append(
                 _Batch(
                     users=tf.constant(users, dtype=tf.int32),
                     targets=tf.constant(targets, dtype=tf.int32),
                     masked_rows=tf.constant(masked_rows[keep], dtype=tf.int32),
                     masked_items=tf.constant(masked_items[keep], dtype=tf.int32),
+                    touched_rows=tf.constant(touched_rows[fresh], dtype=tf.int32),
+                    touched_items=tf.constant(touched_items[fresh], dtype=tf.int32),
                     negatives=None
                     if negatives is None
                     else tf.constant(negatives[start : start + self.batch_size], dtype=tf.int32),
                 )
             )
         return batches
+
+    def _touched_matrix(self, data: MultiBehaviorData) -> sp.csr_matrix:
+        """Binary user x item union of the supportive behaviors' training pairs; sets
+        `user_touched`, whether each evaluated user had the held-out item in one of them."""
+        touched = sp.csr_matrix((data.num_users, data.num_items), dtype=np.float32)
+        for behavior in data.supportive_behaviors:
+            touched = touched + data.train[behavior]
+        touched = sp.csr_matrix(touched)
+        touched.sort_indices()
+        self.user_touched = np.asarray(touched[self.users, self.items]).ravel() > 0
+        return touched
 
     # --- ranking -----------------------------------------------------------------------------
     def _rank_functions(self, model: Recommender, item_dtype: tf.DType | None) -> dict:
@@ -215,22 +278,22 @@ class Evaluator:
         if item_dtype is not None:
             vectors = tf.TensorSpec([None, None], item_dtype)
 
-            @tf.function(input_signature=[vectors, ids, ids, ids, ids])
-            def full(item_vectors, users, targets, masked_rows, masked_items):
+            @tf.function(input_signature=[vectors, ids, ids, ids, ids, ids, ids])
+            def full(item_vectors, users, targets, *pairs):
                 queries = model.query_embeddings(users)
                 scores = tf.matmul(queries, item_vectors, transpose_b=True)
-                return full_ranks_from_scores(scores, targets, masked_rows, masked_items)
+                return full_and_new_ranks(scores, targets, *pairs)
 
         else:
 
-            @tf.function(input_signature=[ids, ids, ids, ids])
-            def full(users, targets, masked_rows, masked_items):
+            @tf.function(input_signature=[ids, ids, ids, ids, ids, ids])
+            def full(users, targets, *pairs):
                 scores = model.score_users(users)
                 if scores.shape[-1] is not None and scores.shape[-1] != self.num_items:
                     raise ValueError(
                         f"score_users returned {scores.shape[-1]} items, expected {self.num_items}"
                     )
-                return full_ranks_from_scores(scores, targets, masked_rows, masked_items)
+                return full_and_new_ranks(scores, targets, *pairs)
 
         functions[FULL] = full
 
@@ -261,12 +324,21 @@ class Evaluator:
             functions = self._rank_functions(model, None)
             full_args = ()
         ranks: dict[str, list[np.ndarray]] = {p: [] for p in self.protocols}
+        if FULL in self.protocols:
+            ranks[UNTOUCHED] = []
         for batch in self._batches:
             if FULL in self.protocols:
-                full_ranks = functions[FULL](
-                    *full_args, batch.users, batch.targets, batch.masked_rows, batch.masked_items
+                full_ranks, untouched_ranks = functions[FULL](
+                    *full_args,
+                    batch.users,
+                    batch.targets,
+                    batch.masked_rows,
+                    batch.masked_items,
+                    batch.touched_rows,
+                    batch.touched_items,
                 )
                 ranks[FULL].append(full_ranks.numpy())
+                ranks[UNTOUCHED].append(untouched_ranks.numpy())
             if SAMPLED in self.protocols:
                 sampled_ranks = functions[SAMPLED](batch.users, batch.targets, batch.negatives)
                 ranks[SAMPLED].append(sampled_ranks.numpy())
@@ -284,6 +356,13 @@ class Evaluator:
         if SAMPLED in ranks:
             results.update(metrics.summarize_ranks(ranks[SAMPLED], self.sampled_ks, SAMPLED_PREFIX))
         if FULL in ranks:
+            groups = (
+                (TOUCHED_PREFIX, self.user_touched, ranks[FULL]),
+                (NEW_PREFIX, ~self.user_touched, ranks[UNTOUCHED]),
+            )
+            for prefix, members, group_ranks in groups:
+                results[f"{prefix}num_users"] = float(members.sum())
+                results.update(metrics.summarize_ranks(group_ranks[members], self.ks, prefix))
             for index, name in enumerate(self.group_names):
                 in_group = self.user_groups == index
                 prefix = f"{GROUPS_PREFIX}{name}/"

@@ -24,6 +24,17 @@ FULL_RANKING_COLUMNS = (
     "ndcg@100",
     "ndcg@200",
 )
+#: Full ranking over all test users, of the *touched* users (the held-out item was in a
+#: supportive behavior of the training data) and of the *new* ones (ranked among the items
+#: they never touched: discovery).
+ITEM_GROUP_COLUMNS = (
+    "hr@10",
+    "ndcg@10",
+    "touched/hr@10",
+    "touched/ndcg@10",
+    "new/hr@10",
+    "new/ndcg@10",
+)
 #: The multi-feedback paper's Table 4 columns (the held-out item among 100 candidates).
 SAMPLED_COLUMNS = ("sampled/hr@10", "sampled/ndcg@10")
 #: Models trained on the target behavior alone (Table 2's "Single" block), in table order.

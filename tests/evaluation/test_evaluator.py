@@ -262,3 +262,42 @@ def test_the_test_split_masks_the_users_validation_item_too():
     # The validation split itself only masks training items.
     known = data.known_target_items("valid")
     assert (known != data.target_train).nnz == 0
+
+
+def test_touched_and_new_groups_by_hand():
+    # Three users, five items; cart is supportive. Hand-computed ranks:
+    #   u0: held-out 2 was carted (touched); buy-train {0} masked; 3 (7), 4 (6) above -> 2
+    #   u1: held-out 4 never touched (new); full: 1 (8), 3 (6) above -> 2; among untouched
+    #       items (carted 1 and 3 masked too) -> 0
+    #   u2: held-out 0 new; carted 2 is also bought (masked anyway); 1 (3) and 4 (2, a tie)
+    #       are above -> 2 in both rankings
+    def matrix(pairs):
+        users, items = zip(*pairs, strict=True)
+        return interaction_matrix(np.array(users), np.array(items), 3, 5)
+
+    data = MultiBehaviorData(
+        name="groups",
+        behaviors=("cart", "buy"),
+        train={
+            "cart": matrix([(0, 2), (0, 3), (1, 1), (1, 3), (2, 2)]),
+            "buy": matrix([(0, 0), (2, 2)]),
+        },
+        valid_items=np.array([NO_ITEM] * 3),
+        test_items=np.array([2, 4, 0]),
+        user_ids=np.array(["a", "b", "c"]),
+        item_ids=np.arange(5),
+    )
+    scores = np.array([[9, 1, 5, 7, 6], [3, 8, 1, 6, 4], [2, 3, 9, 1, 2]], np.float32)
+    evaluator = Evaluator(data, "test", ks=(1, 3), protocols=("full",))
+    ranks = evaluator.ranks(FixedScores(scores))
+    np.testing.assert_array_equal(ranks["full"], [2, 2, 2])
+    # u0 is in the touched group: its rank without carted 3 (1) is computed, never reported.
+    np.testing.assert_array_equal(ranks["untouched"], [1, 0, 2])
+    results = evaluator.summarize(ranks)
+    assert results["touched/num_users"] == 1 and results["new/num_users"] == 2
+    assert results["touched/hr@3"] == 1.0 and results["touched/hr@1"] == 0.0
+    assert results["touched/mrr"] == pytest.approx(1 / 3)
+    assert results["new/hr@1"] == 0.5
+    assert results["new/mrr"] == pytest.approx((1 + 1 / 3) / 2)
+    assert results["new/ndcg@3"] == pytest.approx((1 + 1 / math.log2(4)) / 2)
+    assert results["hr@1"] == 0.0  # overall: every rank is 2
