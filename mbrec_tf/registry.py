@@ -15,9 +15,9 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.models import ehcf, mbncf, mf, ncf, popularity, touched
+from mbrec_tf.models import ehcf, ehcf_memory, mbncf, mf, ncf, popularity, touched
 from mbrec_tf.models.base import Recommender
-from mbrec_tf.tasks import closed_form, sampled, whole_data
+from mbrec_tf.tasks import closed_form, sampled, whole_data, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
 
 InputBuilder = Callable[..., tf.data.Dataset]
@@ -122,6 +122,17 @@ _SPECS: tuple[ModelSpec, ...] = (
         training_data=ehcf.training_data,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
         description="EHCF: whole-data multi-behavior CF with transfer between behaviors.",
+    ),
+    ModelSpec(
+        name="ehcf_memory",
+        config_cls=ehcf_memory.EHCFMemoryConfig,
+        scorer=ehcf_memory.build,
+        task=whole_data_memory.memory_whole_data_task,
+        inputs=inputs.user_batches,
+        training_data=ehcf.training_data,
+        dataset_defaults=ehcf_memory.DATASET_DEFAULTS,
+        description="EHCF with memory: learned sparse terms on the pairs the user already "
+        "has in supportive behaviors (per behavior, per item).",
     ),
     ModelSpec(
         name="ehcf_sin",

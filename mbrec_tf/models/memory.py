@@ -87,15 +87,26 @@ class InteractionMemory(tf.Module):
         )
 
     def with_context(
-        self, user_ids: tf.Tensor, context: Mapping[str, tf.RaggedTensor]
+        self,
+        user_ids: tf.Tensor,
+        context: Mapping[str, tf.RaggedTensor],
+        replace: Mapping[str, tf.Tensor] | None = None,
     ) -> MemoryPairs:
         """The batch's pairs where each behavior in `context` takes the request's items.
 
         `context[b]` is a `[batch, None]` ragged tensor of item ids: the user's items of
-        behavior b now (they replace the training snapshot's items of b for that user).
+        behavior b now, which replace the training snapshot's items of b. `replace[b]`, a
+        bool scalar (default True), False keeps the snapshot of b and adds `context[b]`.
         """
         pairs = self.pairs(user_ids)
-        replaced = np.array([b in context for b in self.behaviors], np.float32)
+        replace = dict(replace or {})
+        dtype = pairs.indicators.dtype
+        replaced = tf.stack(
+            [
+                tf.cast(replace.get(b, True), dtype) if b in context else tf.zeros([], dtype)
+                for b in self.behaviors
+            ]
+        )
         rows = [pairs.rows]
         items = [pairs.items]
         indicators = [pairs.indicators * (1.0 - replaced)]

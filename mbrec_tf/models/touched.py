@@ -76,10 +76,13 @@ class TouchedFirst(Recommender):
         return self.scores_from_pairs(self.memory.pairs(user_ids), tf.shape(user_ids)[0])
 
     def score_users_with_context(
-        self, user_ids: tf.Tensor, context: Mapping[str, tf.RaggedTensor]
+        self,
+        user_ids: tf.Tensor,
+        context: Mapping[str, tf.RaggedTensor],
+        replace: Mapping[str, tf.Tensor] | None = None,
     ) -> tf.Tensor:
         """Scores with the request's items of the behaviors in `context` (see memory)."""
-        pairs = self.memory.with_context(user_ids, context)
+        pairs = self.memory.with_context(user_ids, context, replace)
         return self.scores_from_pairs(pairs, tf.shape(user_ids)[0])
 
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:

@@ -20,6 +20,12 @@ them; returned item ids are raw ids too):
 - `score`: `user` [B], `item` [B, n] -> `scores` [B, n] (`model.score_pairs`).
 - `user_embedding` (factorised models only): `user` [B] -> `embedding` [B, d], the query
   vector whose dot product with an item vector is the score (p_u ⊙ h_K for EHCF).
+- `top_k_context` (models with a memory of supportive items: `touched`, `ehcf_memory`):
+  `user` [B], `k`, and one input per supportive behavior, named after it (e.g. `cart`
+  [B, n]): the items of that behavior the user has now (the cart right now, the items
+  viewed this session), padded with "" (string ids) or -1 (integer ids). They replace the
+  training snapshot's items of that behavior; an input of width 0 (`[B, 0]`) keeps the
+  snapshot. Unknown item ids are an InvalidArgument (HTTP 400), exclusions still apply.
 
 Top-k excludes every target item known for the user at training time (training and
 validation items), as the full-ranking evaluator masks them for the test split.
@@ -46,12 +52,13 @@ titles, and `tf_serving_warmup_requests` (see `mbrec_tf.serving.warmup`).
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -124,6 +131,10 @@ class ServingModule(tf.Module):
         self.default_k = default_k
         self.max_k = max_k
         self.factorized = model.is_factorized
+        self.context_behaviors = tuple(getattr(model, "context_behaviors", ()))
+        clashes = {"user", "k", "item"} & set(self.context_behaviors)
+        if clashes:
+            raise ValueError(f"behaviors {sorted(clashes)} clash with signature input names")
         self.user_index = _index_table(data.user_ids, self.user_dtype)
         self.item_index = _index_table(data.item_ids, self.item_dtype)
         # Raw ids as variables: looked up by index, and readable after tf.saved_model.load.
@@ -177,7 +188,23 @@ class ServingModule(tf.Module):
         return counts > 0, tf.cast(longest, tf.int32)
 
     # --- computations ------------------------------------------------------------------------
-    def _top_k(self, user: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _context(
+        self, items_by_behavior: Sequence[tf.Tensor]
+    ) -> tuple[dict[str, tf.RaggedTensor], dict[str, tf.Tensor]]:
+        """Request context: per behavior, its item indices (padding dropped) and whether
+        it replaces the snapshot (width > 0)."""
+        padding = tf.constant("" if self.item_dtype == tf.string else -1, self.item_dtype)
+        context, replace = {}, {}
+        for behavior, raw in zip(self.context_behaviors, items_by_behavior, strict=True):
+            ragged = tf.ragged.boolean_mask(raw, tf.not_equal(raw, padding))
+            indices = self._indices(self.item_index, ragged.values, f"{behavior} item")
+            context[behavior] = ragged.with_values(indices)
+            replace[behavior] = tf.shape(raw)[1] > 0
+        return context, replace
+
+    def _top_k(
+        self, user: tf.Tensor, k: tf.Tensor, context: Sequence[tf.Tensor] | None = None
+    ) -> dict[str, tf.Tensor]:
         k = tf.convert_to_tensor(k, dtype=tf.int32)
         check_k = tf.debugging.Assert(
             tf.logical_and(k >= 1, k <= self.max_k),
@@ -187,7 +214,22 @@ class ServingModule(tf.Module):
             users = self._indices(self.user_index, user, "user")
         excluded, longest = self._excluded_mask(users)
         neg_inf = tf.constant(-np.inf, tf.float32)
-        if self.factorized:
+        if context is not None:
+            rows = tf.shape(users)[0]
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(items)[0],
+                    rows,
+                    message=f"top_k_context: `{behavior}` needs one row of item ids per user",
+                )
+                for behavior, items in zip(self.context_behaviors, context, strict=True)
+            ]
+            with tf.control_dependencies(checks):
+                items_by_behavior, replace = self._context(context)
+            scores = self.model.score_users_with_context(users, items_by_behavior, replace)
+            scores = tf.cast(scores, tf.float32)
+            top_scores, top_items = tf.math.top_k(tf.where(excluded, neg_inf, scores), k=k)
+        elif self.factorized:
             queries = tf.cast(self.model.query_embeddings(users), tf.float32)
             fetch = tf.minimum(k + longest, self.num_items)
             scores, candidates = self._retrieval.value(queries, k=fetch)
@@ -243,6 +285,26 @@ class ServingModule(tf.Module):
         # Not a serving signature: every item's score, in `item_ids` order, for
         # `load_exported` (evaluating an export).
         self.score_all = tf.function(score_all, input_signature=[user_spec])
+        if self.context_behaviors:
+            context_specs = [
+                tf.TensorSpec([None, None], self.item_dtype, name=behavior)
+                for behavior in self.context_behaviors
+            ]
+
+            def top_k_context(user, k, *items_by_behavior):
+                return self._top_k(user, k, items_by_behavior)
+
+            # Named parameters, one per behavior: the signature's input names.
+            parameter = inspect.Parameter
+            top_k_context.__signature__ = inspect.Signature(
+                [
+                    parameter(name, parameter.POSITIONAL_OR_KEYWORD)
+                    for name in ("user", "k", *self.context_behaviors)
+                ]
+            )
+            self.top_k_context = tf.function(
+                top_k_context, input_signature=[user_spec, k_spec, *context_specs]
+            )
         if self.factorized:
 
             def user_embedding(user):
@@ -259,6 +321,8 @@ class ServingModule(tf.Module):
         }
         if self.factorized:
             signatures["user_embedding"] = self.user_embedding
+        if self.context_behaviors:
+            signatures["top_k_context"] = self.top_k_context
         return signatures
 
 
@@ -323,6 +387,13 @@ def _warmup_requests(module: ServingModule, data: MultiBehaviorData) -> list[war
     ]
     if module.factorized:
         requests.append(warmup.Request("user_embedding", {"user": user_values}))
+    if module.context_behaviors:
+        context = {b: item_rows for b in module.context_behaviors}
+        requests.append(
+            warmup.Request(
+                "top_k_context", {"user": user_values, "k": np.int32(module.default_k), **context}
+            )
+        )
     return requests
 
 
@@ -349,6 +420,20 @@ def _describe(module: ServingModule) -> dict[str, Any]:
             "outputs": {"scores": "float32[batch, n]"},
         },
     }
+    if module.context_behaviors:
+        described["top_k_context"] = {
+            "inputs": {
+                "user": user,
+                "k": f"int32 scalar in [1, {module.max_k}]",
+                **{
+                    b: f"{item}[batch, n]: the user's {b} items now, padded with "
+                    + ('""' if module.item_dtype == tf.string else "-1")
+                    + "; width 0 keeps the training snapshot"
+                    for b in module.context_behaviors
+                },
+            },
+            "outputs": top,
+        }
     if module.factorized:
         described["user_embedding"] = {
             "inputs": {"user": user},

@@ -446,30 +446,17 @@ class WholeDataTask(Task):
             ]
 
         rows, item_ids, tasks = flatten_positives(positives, self.behaviors)
-        scales = tf.constant(self._weight_scales, dtype=dtype)
-        weight_vectors = [tf.constant(v, dtype=dtype) for v in self._weight_vectors]
-        groups = sorted(set(self._weight_group))
         refreshed = self.refreshed_gram is not None and step is not None
+        positive_weights = self.pair_negative_weights(tasks, item_ids, dtype)
         if refreshed:
+            scales = tf.constant(self._weight_scales, dtype=dtype)
+            groups = sorted(set(self._weight_group))
             queries, query_index = task_queries(user_vectors, vectors, rows, tasks)
             group_grams, scores = self.refreshed_gram.grams_and_scores(
                 items, queries, query_index, item_ids, step
             )
             grams = {g: group_grams[i] for i, g in enumerate(groups)}
-        else:
-            grams = {
-                g: weighted_item_gram(items, None if g < 0 else weight_vectors[g]) for g in groups
-            }
-        item_grams = tf.stack([grams[g] for g in self._weight_group]) * scales[:, None, None]
-        positive_weights = tf.gather(scales, tasks)
-        if weight_vectors:
-            # Per-item weights: the shape of each behavior's c⁻ (ones for uniform ones).
-            table = tf.stack([tf.ones([self.num_items], dtype), *weight_vectors])
-            rows_in_table = tf.gather(tf.constant(self._weight_group) + 1, tasks)
-            positive_weights *= tf.gather_nd(
-                table, tf.stack([rows_in_table, tf.cast(item_ids, tf.int32)], axis=1)
-            )
-        if refreshed:
+            item_grams = tf.stack([grams[g] for g in self._weight_group]) * scales[:, None, None]
             losses = losses_from_scores(
                 user_vectors,
                 vectors,
@@ -488,10 +475,39 @@ class WholeDataTask(Task):
                 item_ids,
                 tasks,
                 positive_weights,
-                item_grams,
+                self.item_grams(items),
                 positive_weight=self.positive_weight,
             )
         return tf.unstack(losses, num=len(self.behaviors))
+
+    def item_grams(self, items: tf.Tensor) -> tf.Tensor:
+        """`[K, d, d]` Σ_v c⁻_kv q_v q_vᵀ per behavior; each distinct Gram is built once."""
+        dtype = items.dtype
+        scales = tf.constant(self._weight_scales, dtype=dtype)
+        weight_vectors = [tf.constant(v, dtype=dtype) for v in self._weight_vectors]
+        grams = {
+            g: weighted_item_gram(items, None if g < 0 else weight_vectors[g])
+            for g in sorted(set(self._weight_group))
+        }
+        return tf.stack([grams[g] for g in self._weight_group]) * scales[:, None, None]
+
+    def pair_negative_weights(
+        self, tasks: tf.Tensor, item_ids: tf.Tensor, dtype: tf.DType
+    ) -> tf.Tensor:
+        """`[N]` c⁻ of each (behavior index, item id) pair."""
+        scales = tf.constant(self._weight_scales, dtype=dtype)
+        weights = tf.gather(scales, tasks)
+        if self._weight_vectors:
+            # Per-item weights: the shape of each behavior's c⁻ (ones for uniform ones).
+            table = tf.stack(
+                [tf.ones([self.num_items], dtype)]
+                + [tf.constant(v, dtype=dtype) for v in self._weight_vectors]
+            )
+            rows_in_table = tf.gather(tf.constant(self._weight_group) + 1, tasks)
+            weights *= tf.gather_nd(
+                table, tf.stack([rows_in_table, tf.cast(item_ids, tf.int32)], axis=1)
+            )
+        return weights
 
     def _dense_loss(
         self, queries: tf.Tensor, items: tf.Tensor, positives: tf.RaggedTensor, k: int
