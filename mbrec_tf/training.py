@@ -21,7 +21,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -52,6 +52,7 @@ class RunSettings:
     export_dir: str | None = None
     eval_every: int = 1  # 0: chosen from measured times (see EvaluationCallback)
     metrics_k: tuple[int, ...] = (10, 50, 100, 200)
+    eval_users: int | None = None  # a seeded sample of this many users per split; None: all
     monitor: str = "ndcg@10"
     patience: int = 0
     checkpoint_every: int = 1
@@ -133,10 +134,17 @@ def _read_json(path: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def _make_evaluator(data: MultiBehaviorData, split: str, ks: Sequence[int]):
+def _make_evaluator(data: MultiBehaviorData, split: str, settings: RunSettings):
+    """The evaluator of `split` with the run's cut-offs and user sample."""
     from mbrec_tf.evaluation import Evaluator
 
-    return Evaluator(data, split=split, ks=tuple(ks))
+    return Evaluator(
+        data,
+        split=split,
+        ks=tuple(settings.metrics_k),
+        sample_users=settings.eval_users,
+        seed=settings.seed,
+    )
 
 
 class _Checkpointing:
@@ -362,12 +370,12 @@ def fit_closed_form(
 
 
 def evaluate_splits(
-    model: Recommender, data: MultiBehaviorData, ks: Sequence[int], valid_evaluator: Any
+    model: Recommender, data: MultiBehaviorData, settings: RunSettings, valid_evaluator: Any
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Validation and test metrics of the selected model, and the seconds they took."""
     start = time.perf_counter()
     valid_metrics = valid_evaluator(model)
-    test_metrics = _make_evaluator(data, "test", ks)(model)
+    test_metrics = _make_evaluator(data, "test", settings)(model)
     return valid_metrics, test_metrics, time.perf_counter() - start
 
 
@@ -430,7 +438,7 @@ def train_and_evaluate(
     checkpointing = _Checkpointing(model, settings.model_dir)
     initial_epoch = checkpointing.restore_latest()
 
-    valid_evaluator = _make_evaluator(data, "valid", settings.metrics_k)
+    valid_evaluator = _make_evaluator(data, "valid", settings)
     train_seconds, eval_callback = 0.0, None
     if spec.closed_form:
         train_seconds = fit_closed_form(spec, model, config, data, checkpointing)
@@ -446,7 +454,7 @@ def train_and_evaluate(
 
     history = update_history(settings.model_dir, eval_callback, initial_epoch)
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
-        model, data, settings.metrics_k, valid_evaluator
+        model, data, settings, valid_evaluator
     )
     epoch_seconds = history["epoch_seconds"]
     results = {

@@ -36,6 +36,8 @@ def define_flags() -> None:
     flags.DEFINE_list("metrics_k", ["10", "50", "100", "200"], "Cut-offs K for HR@K and NDCG@K.")
     flags.DEFINE_list("protocols", ["full", "sampled"], "Protocols: full, sampled.")
     flags.DEFINE_string("output_json", None, "Where to write the metrics as JSON.")
+    common.define_eval_users_flag()
+    flags.DEFINE_integer("seed", 42, "Seed of the --eval_users sample (train's default).")
     flags.register_multi_flags_validator(
         ["model_dir", "export_dir"],
         lambda f: (f["model_dir"] is None) != (f["export_dir"] is None),
@@ -61,6 +63,8 @@ def main(argv: list[str]) -> None:
         split=FLAGS.split,
         ks=tuple(int(k) for k in FLAGS.metrics_k),
         protocols=tuple(FLAGS.protocols),
+        sample_users=FLAGS.eval_users,
+        seed=FLAGS.seed,
     )
     start = time.perf_counter()
     metrics = evaluator(model)

@@ -42,6 +42,17 @@ def define_data_flags() -> None:
     flags.DEFINE_string("manual_dir", None, "Folder holding the dataset's raw files.")
 
 
+def define_eval_users_flag() -> None:
+    """--eval_users: evaluate a seeded sample of users (large datasets)."""
+    flags.DEFINE_integer(
+        "eval_users",
+        None,
+        "Evaluate a seeded sample of this many users of each split (drawn once with --seed; "
+        "default: every user). For large datasets: memory stays bounded either way.",
+        lower_bound=1,
+    )
+
+
 def chosen_model(argv: Sequence[str]) -> str | None:
     """The value of `--model` in a command line (before any `--`), or None."""
     args = list(argv[1:])

@@ -56,6 +56,7 @@ def define_flags() -> None:
         "holding another configuration is refused).",
     )
     flags.DEFINE_list("metrics_k", ["10", "50", "100", "200"], "Cut-offs K for HR@K and NDCG@K.")
+    common.define_eval_users_flag()
     flags.DEFINE_string(
         "monitor", "ndcg@10", "Validation metric for early stopping and best weights."
     )
@@ -118,6 +119,7 @@ def main(argv: list[str]) -> None:
         export_dir=FLAGS.export_dir,
         eval_every=FLAGS.eval_every,
         metrics_k=tuple(int(k) for k in FLAGS.metrics_k),
+        eval_users=FLAGS.eval_users,
         monitor=FLAGS.monitor,
         patience=FLAGS.patience,
         checkpoint_every=FLAGS.checkpoint_every,

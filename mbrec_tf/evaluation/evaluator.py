@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -50,6 +50,12 @@ DEFAULT_GROUP_BOUNDS: tuple[int, ...] = (4, 8, 16, 32)
 #: The sampled protocol always reports this cut-off (the NCF protocol's HR@10 / NDCG@10).
 SAMPLED_PROTOCOL_K = 10
 DEFAULT_BATCH_SIZE = 512
+#: Most scores one evaluation batch holds (users x items): 2^25 float32 scores, 128 MiB.
+#: At 200k items a batch is 167 users; Beibei's 7,977 items keep the 512 of the default.
+MAX_BATCH_SCORES = 1 << 25
+#: Most (user, item) mask and touched pairs kept between calls (2^25 pairs, 256 MiB); the
+#: masks of a larger evaluation are rebuilt batch by batch at each call instead.
+MAX_CACHED_PAIRS = 1 << 25
 
 
 def _pairs_of(rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +142,18 @@ def sampled_ranks_from_scores(scores: tf.Tensor, negatives: tf.Tensor, targets: 
     )
 
 
+def sample_held_out(
+    data: MultiBehaviorData, split: str, sample_users: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of `split`'s held-out pairs, or of a seeded sample of `sample_users`
+    of them (in user order; all of them when None or not fewer than there are)."""
+    users, items = data.held_out(split)
+    if sample_users is None or sample_users >= len(users):
+        return users, items
+    chosen = np.sort(np.random.default_rng(seed).choice(len(users), sample_users, replace=False))
+    return users[chosen], items[chosen]
+
+
 class Evaluator:
     """Evaluates models on one split of one dataset; reusable across models and epochs.
 
@@ -154,6 +172,13 @@ class Evaluator:
                                                           items they never touched (touched
                                                           items masked too): discovery.
     If the split has no stored negatives, the sampled protocol is skipped with a warning.
+
+    `sample_users=N` evaluates a seeded sample of N of the split's users (all when None or
+    at least their number), drawn once with `seed`, so every call (every epoch) ranks the
+    same users. Memory is bounded by the batch's scores (`max_batch_scores` caps users x
+    items per batch) and by the evaluated users' own masks: supportive pairs are read per
+    batch, and when the evaluated users' pairs exceed `max_cached_pairs` the batches are
+    rebuilt at each call instead of kept.
     """
 
     def __init__(
@@ -164,6 +189,10 @@ class Evaluator:
         protocols: Sequence[str] = PROTOCOLS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         group_bounds: Sequence[int] = DEFAULT_GROUP_BOUNDS,
+        sample_users: int | None = None,
+        seed: int = 0,
+        max_batch_scores: int = MAX_BATCH_SCORES,
+        max_cached_pairs: int = MAX_CACHED_PAIRS,
     ):
         self.ks = tuple(int(k) for k in ks)
         if not self.ks or min(self.ks) < 1:
@@ -176,14 +205,19 @@ class Evaluator:
             raise ValueError(f"group_bounds must be increasing, got {tuple(group_bounds)}")
         if self.group_bounds[0] < 1:
             raise ValueError(f"group_bounds must be >= 1, got {self.group_bounds}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size < 1 or max_batch_scores < 1:
+            raise ValueError(
+                f"batch_size and max_batch_scores must be positive, got {batch_size}, "
+                f"{max_batch_scores}"
+            )
+        if sample_users is not None and sample_users < 1:
+            raise ValueError(f"sample_users must be positive, got {sample_users}")
 
         self.data = data
         self.split = split
-        self.batch_size = int(batch_size)
-        self.users, self.items = data.held_out(split)
         self.num_items = data.num_items
+        self.batch_size = max(1, min(int(batch_size), int(max_batch_scores) // self.num_items))
+        self.users, self.items = sample_held_out(data, split, sample_users, seed)
         train_counts = np.diff(data.target_train.indptr)[self.users]
         self.group_names = group_labels(self.group_bounds)
         self.user_groups = group_index(train_counts, self.group_bounds)
@@ -212,7 +246,19 @@ class Evaluator:
             negatives, self.sampled_ks = None, ()
         if not len(self.users):
             logger.warning("%s/%s has no held-out items: nothing to evaluate", data.name, split)
-        self._batches = self._make_batches(data, negatives)
+        self._negatives = negatives
+        self._known = data.known_target_items(before=self.split)
+        # One pass over the batches: whether each user had the held-out item in a supportive
+        # behavior, and the batches themselves when their masks are small enough to keep.
+        keep = self._evaluated_pairs() <= max_cached_pairs
+        touched_flags, batches = [], []
+        for start in range(0, len(self.users), self.batch_size):
+            batch, touched = self._make_batch(start)
+            touched_flags.append(touched)
+            if keep:
+                batches.append(batch)
+        self.user_touched = np.concatenate([np.zeros(0, bool), *touched_flags])
+        self._batches: list[_Batch] | None = batches if keep else None
         self._compiled: tuple[Recommender, tf.DType | None, dict] | None = None
         #: Wall time of the last call, in seconds.
         self.last_seconds = 0.0
@@ -221,50 +267,50 @@ class Evaluator:
     def num_users(self) -> int:
         return int(len(self.users))
 
-    def _make_batches(self, data: MultiBehaviorData, negatives: np.ndarray | None) -> list[_Batch]:
-        """Cuts the evaluated users into batches and precomputes each batch's mask."""
-        known = data.known_target_items(before=self.split)
-        touched = self._touched_matrix(data)
-        batches = []
-        for start in range(0, len(self.users), self.batch_size):
-            users = self.users[start : start + self.batch_size]
-            targets = self.items[start : start + self.batch_size]
-            rows = known[users]
-            masked_rows = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
-            masked_items = rows.indices
-            keep = masked_items != targets[masked_rows]  # never mask the held-out item
-            # Touched pairs that are not masked already (nor the held-out item).
-            user_touched = touched[users]
-            unmasked = sp.csr_matrix(user_touched - user_touched.multiply(rows))
-            unmasked.eliminate_zeros()
-            unmasked.sort_indices()
-            touched_rows, touched_items = _pairs_of(unmasked)
-            fresh = touched_items != targets[touched_rows]
-            batches.append(
-                _Batch(
-                    users=tf.constant(users, dtype=tf.int32),
-                    targets=tf.constant(targets, dtype=tf.int32),
-                    masked_rows=tf.constant(masked_rows[keep], dtype=tf.int32),
-                    masked_items=tf.constant(masked_items[keep], dtype=tf.int32),
-                    touched_rows=tf.constant(touched_rows[fresh], dtype=tf.int32),
-                    touched_items=tf.constant(touched_items[fresh], dtype=tf.int32),
-                    negatives=None
-                    if negatives is None
-                    else tf.constant(negatives[start : start + self.batch_size], dtype=tf.int32),
-                )
-            )
-        return batches
+    def _evaluated_pairs(self) -> int:
+        """Known-target and supportive pairs of the evaluated users (the masks' size)."""
+        matrices = [self._known, *(self.data.train[b] for b in self.data.supportive_behaviors)]
+        return int(sum(np.diff(m.indptr)[self.users].sum() for m in matrices))
 
-    def _touched_matrix(self, data: MultiBehaviorData) -> sp.csr_matrix:
-        """Binary user x item union of the supportive behaviors' training pairs; sets
-        `user_touched`, whether each evaluated user had the held-out item in one of them."""
-        touched = sp.csr_matrix((data.num_users, data.num_items), dtype=np.float32)
-        for behavior in data.supportive_behaviors:
-            touched = touched + data.train[behavior]
+    def _batches_of_a_call(self) -> Iterator[_Batch]:
+        """The batches: kept ones, or rebuilt one at a time (large evaluations)."""
+        if self._batches is not None:
+            yield from self._batches
+            return
+        for start in range(0, len(self.users), self.batch_size):
+            yield self._make_batch(start)[0]
+
+    def _make_batch(self, start: int) -> tuple[_Batch, np.ndarray]:
+        """The batch of evaluated users from `start` with its masks, and whether each of
+        its users had the held-out item in a supportive behavior."""
+        end = start + self.batch_size
+        users, targets = self.users[start:end], self.items[start:end]
+        rows = self._known[users]
+        masked_rows = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+        masked_items = rows.indices
+        keep = masked_items != targets[masked_rows]  # never mask the held-out item
+        touched = sp.csr_matrix((len(users), self.num_items), dtype=np.float32)
+        for behavior in self.data.supportive_behaviors:
+            touched = touched + self.data.train[behavior][users]
         touched = sp.csr_matrix(touched)
-        touched.sort_indices()
-        self.user_touched = np.asarray(touched[self.users, self.items]).ravel() > 0
-        return touched
+        held_out_touched = np.asarray(touched[np.arange(len(users)), targets]).ravel() > 0
+        # Touched pairs that are not masked already (nor the held-out item).
+        unmasked = sp.csr_matrix(touched - touched.multiply(rows))
+        unmasked.eliminate_zeros()
+        unmasked.sort_indices()
+        touched_rows, touched_items = _pairs_of(unmasked)
+        fresh = touched_items != targets[touched_rows]
+        negatives = None if self._negatives is None else self._negatives[start:end]
+        batch = _Batch(
+            users=tf.constant(users, dtype=tf.int32),
+            targets=tf.constant(targets, dtype=tf.int32),
+            masked_rows=tf.constant(masked_rows[keep], dtype=tf.int32),
+            masked_items=tf.constant(masked_items[keep], dtype=tf.int32),
+            touched_rows=tf.constant(touched_rows[fresh], dtype=tf.int32),
+            touched_items=tf.constant(touched_items[fresh], dtype=tf.int32),
+            negatives=None if negatives is None else tf.constant(negatives, dtype=tf.int32),
+        )
+        return batch, held_out_touched
 
     # --- ranking -----------------------------------------------------------------------------
     def _rank_functions(self, model: Recommender, item_dtype: tf.DType | None) -> dict:
@@ -326,7 +372,7 @@ class Evaluator:
         ranks: dict[str, list[np.ndarray]] = {p: [] for p in self.protocols}
         if FULL in self.protocols:
             ranks[UNTOUCHED] = []
-        for batch in self._batches:
+        for batch in self._batches_of_a_call():
             if FULL in self.protocols:
                 full_ranks, untouched_ranks = functions[FULL](
                     *full_args,

@@ -301,3 +301,43 @@ def test_touched_and_new_groups_by_hand():
     assert results["new/mrr"] == pytest.approx((1 + 1 / 3) / 2)
     assert results["new/ndcg@3"] == pytest.approx((1 + 1 / math.log2(4)) / 2)
     assert results["hr@1"] == 0.0  # overall: every rank is 2
+
+
+def test_a_user_sample_is_seeded_and_ranks_as_in_the_full_evaluation():
+    data = random_data(num_users=40, num_items=30, num_negatives=20, seed=4)
+    model = FixedScores(np.random.default_rng(0).normal(size=(40, 30)).astype(np.float32))
+    full = Evaluator(data, "test")
+    full_ranks = full.ranks(model)
+    sample = Evaluator(data, "test", sample_users=11, seed=3)
+    again = Evaluator(data, "test", sample_users=11, seed=3)
+    other = Evaluator(data, "test", sample_users=11, seed=4)
+    assert sample.num_users == 11 and len(set(sample.users)) == 11
+    np.testing.assert_array_equal(sample.users, again.users)
+    assert not np.array_equal(sample.users, other.users)
+    assert set(sample.users) <= set(full.users)
+    # Each sampled user is ranked exactly as in the evaluation of every user.
+    position = np.searchsorted(full.users, sample.users)
+    sample_ranks = sample.ranks(model)
+    for key in ("full", "untouched", "sampled"):
+        np.testing.assert_array_equal(sample_ranks[key], full_ranks[key][position])
+    np.testing.assert_array_equal(sample.user_touched, full.user_touched[position])
+    assert sample(model)["num_users"] == 11
+    # A sample at least as large as the split is the whole split.
+    np.testing.assert_array_equal(Evaluator(data, "test", sample_users=40).users, full.users)
+
+
+def test_bounded_batches_and_masks_rebuilt_per_call_rank_the_same():
+    data = random_data(num_users=40, num_items=30, num_negatives=20, seed=4)
+    model = FixedScores(np.random.default_rng(1).normal(size=(40, 30)).astype(np.float32))
+    kept = Evaluator(data, "valid")
+    # At most 90 scores per batch: 3 users of 30 items; no masks kept between calls.
+    bounded = Evaluator(data, "valid", max_batch_scores=90, max_cached_pairs=0)
+    assert bounded.batch_size == 3 and bounded._batches is None
+    assert Evaluator(data, "valid", max_batch_scores=1).batch_size == 1
+    kept_ranks, bounded_ranks = kept.ranks(model), bounded.ranks(model)
+    for key in kept_ranks:
+        np.testing.assert_array_equal(bounded_ranks[key], kept_ranks[key])
+    np.testing.assert_array_equal(bounded.user_touched, kept.user_touched)
+    assert bounded(model) == kept(model)
+    with pytest.raises(ValueError, match="sample_users"):
+        Evaluator(data, "valid", sample_users=0)

@@ -151,6 +151,23 @@ def test_a_run_directory_holds_one_configuration(tmp_path, small_data):
     assert os.path.basename(fresh["export_path"]) == "1"  # the old exports went too
 
 
+def test_eval_users_evaluates_the_same_seeded_sample_of_both_splits(tmp_path, small_data):
+    from mbrec_tf.errors import UserError
+    from mbrec_tf.evaluation import Evaluator
+
+    settings = _settings(tmp_path, eval_users=7, seed=5)
+    results = training.train_and_evaluate(settings, _config(), data=small_data, export=False)
+    assert results["valid"]["num_users"] == 7 and results["test"]["num_users"] == 7
+    restored, _, _, _ = training.restore_run(settings.model_dir, data=small_data)
+    again = Evaluator(small_data, "test", ks=(10,), sample_users=7, seed=5)(restored)
+    assert again["hr@10"] == pytest.approx(results["test"]["hr@10"], abs=1e-6)
+    # Another sample would select on other users: another run.
+    with pytest.raises(UserError, match="eval_users: 7 -> 8"):
+        training.train_and_evaluate(
+            _settings(tmp_path, eval_users=8, seed=5), _config(), data=small_data
+        )
+
+
 def test_no_untrained_export_and_unwritable_directories_fail_before_training(tmp_path, small_data):
     from mbrec_tf.errors import UserError
 
