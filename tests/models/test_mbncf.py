@@ -77,10 +77,122 @@ def test_score_users_agrees_with_score_pairs_also_in_chunks(branches, monkeypatc
     users = tf.constant([5, 0, 3, 1])
     expected = model.score_pairs(users, tf.tile(tf.range(9)[None, :], [4, 1])).numpy()
     np.testing.assert_allclose(model.score_users(users), expected, rtol=1e-5, atol=1e-7)
-    monkeypatch.setattr(layers, "SCORE_BUDGET", 40)
+    # 4 items per tile (the last one padded), 2 users per block (the last chunk padded).
+    monkeypatch.setattr(layers, "ITEM_TILE", 4)
+    monkeypatch.setattr(layers, "TILE_BUDGET", 4 * 2 * 15)
     np.testing.assert_allclose(
-        tf.function(model.score_users)(users), expected, rtol=1e-5, atol=1e-7
+        tf.function(model.score_users)(users[:3]), expected[:3], rtol=1e-5, atol=1e-7
     )
+
+
+def test_batched_full_ranking_equals_per_pair_scores_at_scale():
+    # Several tiles and user blocks, four branches of a two-layer tower: a sample of
+    # (user, item) pairs of the one batched pass equals the per-pair forward pass.
+    tf.keras.utils.set_random_seed(5)
+    model = mbncf.MBNCF(
+        300,
+        2500,
+        ("pv", "fav", "cart", "buy"),
+        mf_dim=4,
+        mlp_dim=6,
+        hidden_layers=(12, 5),
+        init_std=0.5,
+    )
+    users = tf.range(37, 37 + 70)
+    scores = model.score_users_given(users, model.item_side()).numpy()
+    assert scores.shape == (70, 2500)
+    rng = np.random.default_rng(0)
+    rows, items = rng.integers(0, 70, 500), rng.integers(0, 2500, 500)
+    expected = model.score_pairs(tf.gather(users, rows), tf.constant(items)).numpy()
+    np.testing.assert_allclose(scores[rows, items], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_towers_equal_each_tower_on_every_pair():
+    tf.keras.utils.set_random_seed(1)
+    towers = [layers.MLPTower((7, 3, 2), 4, 5, init_std=0.5, name=f"t{i}") for i in range(3)]
+    stack = layers.StackedTowers(towers)
+    user_vectors, item_vectors = tf.random.normal([2, 4]), tf.random.normal([6, 5])
+    out = stack.cross(
+        stack.user_side(user_vectors), stack.item_side(item_vectors), stack.deeper_layers()
+    )
+    users = tf.repeat(user_vectors, 6, axis=0)
+    items = tf.tile(item_vectors, [2, 1])
+    expected = tf.concat([tower(users, items) for tower in towers], axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert (stack.first_width, stack.widest) == (21, 21)
+
+
+def _branch_model() -> mbncf.MBNCF:
+    tf.keras.utils.set_random_seed(3)
+    return mbncf.MBNCF(
+        6,
+        9,
+        ("view", "cart", "buy"),
+        mf_dim=3,
+        mlp_dim=4,
+        hidden_layers=(5, 3),
+        init_std=0.3,
+        branch_objectives=True,
+    )
+
+
+@pytest.mark.parametrize("positive_behavior", [0, 1, 2])  # view, cart, buy examples
+def test_branch_objectives_update_a_supportive_branch_only_where_its_behavior_is_observed(
+    positive_behavior,
+):
+    # Masks all 0: the fusion sends no gradient to the supportive branches, so a supportive
+    # branch may change only through its own objective, i.e. from examples whose positive
+    # pair has its behavior (and the target branch only from target examples here).
+    model = _branch_model()
+    task = SampledTask("pairwise", behaviors=("view", "cart", "buy"))
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), task=task)
+    batch = {
+        **_batch(view_mask=0.0, cart_mask=0.0),
+        "positive_behavior": tf.fill([2], positive_behavior),
+    }
+    before = _branch_weights(model)
+    model.train_on_batch(batch)
+    after = _branch_weights(model)
+    changed = [
+        any(not np.array_equal(a, b) for a, b in zip(x, y, strict=True))
+        for x, y in zip(before, after, strict=True)
+    ]
+    assert changed == [positive_behavior == 0, positive_behavior == 1, positive_behavior == 2]
+
+
+def test_branch_objectives_score_with_the_fusion_and_train_every_behavior(data):
+    overrides = {"branch_objectives": True, "negative_sampler": "level", "batch_size": 32}
+    config = registry.resolve_config("mbncf", data.name, overrides)
+    spec = registry.get("mbncf")
+    model = spec.build(data, config)
+    spec.compile(model, data, config)
+    assert model.task.behaviors == data.behaviors
+    batch = next(iter(spec.build_inputs(data, config, 0)))
+    outputs = model(batch, training=True)["scores"]
+    assert sorted(outputs) == sorted(data.behaviors)
+    np.testing.assert_allclose(
+        outputs["buy"], model.score_pairs(batch["user"], layers.example_items(batch)), rtol=1e-6
+    )
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=2, verbose=0).history
+    assert {"loss/view", "loss/cart", "loss/buy"} <= set(history)
+    with pytest.raises(ValueError, match="uniform or level"):
+        registry.resolve_config("mbncf", data.name, {"branch_objectives": True})
+
+
+def test_level_negatives_of_every_behavior_lie_strictly_below_the_positive_level(data):
+    from mbrec_tf.sampling import LevelAwareSampler
+
+    overrides = {"branch_objectives": True, "negative_sampler": "level", "batch_size": 64}
+    config = registry.resolve_config("mbncf", data.name, overrides)
+    levels = LevelAwareSampler(data)
+    seen = set()
+    for batch in registry.get("mbncf").build_inputs(data, config, 0):
+        users = batch["user"].numpy()
+        positive = levels.levels_of(users, batch["positive"].numpy())
+        negative = levels.levels_of(users[:, None], batch["negatives"].numpy())
+        assert (negative > positive[:, None]).all()
+        seen.update(positive.tolist())
+    assert seen == {0, 1, 2}  # buy, cart and view positives all occur
 
 
 def test_the_target_branch_only_ablation_drops_supportive_branches_and_masks(data):
