@@ -105,6 +105,32 @@ def pair_scores(
     return _scores(queries, items)
 
 
+def pair_products(
+    user_vectors: tf.Tensor, items: tf.Tensor, rows: tf.Tensor, columns: tf.Tensor
+) -> tf.Tensor:
+    """`[N, d]` element-wise products `user_vectors[rows[n]] ⊙ items[columns[n]]` of given pairs.
+
+    One gather per side for all behaviors: h_kᵀ(p_u ⊙ q_v) of every behavior k is then one
+    `[N, d] x [d, K]` product. The gradients are dense segment sums (no IndexedSlices to
+    densify beside the item table's dense Gram gradient).
+    """
+
+    @tf.custom_gradient
+    def _products(p: tf.Tensor, q: tf.Tensor) -> tuple[tf.Tensor, object]:
+        user_rows = tf.gather(p, rows)
+        item_rows = tf.gather(q, columns)
+
+        def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return (
+                tf.math.unsorted_segment_sum(upstream * item_rows, rows, tf.shape(p)[0]),
+                tf.math.unsorted_segment_sum(upstream * user_rows, columns, tf.shape(q)[0]),
+            )
+
+        return user_rows * item_rows, grad
+
+    return _products(user_vectors, items)
+
+
 def decoupled_loss(
     queries: tf.Tensor,
     items: tf.Tensor,

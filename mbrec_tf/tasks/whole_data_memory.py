@@ -7,9 +7,10 @@ item splits exactly into EHCF's terms plus terms over P only:
     Σ_v c_uv (R_k − R̂_k)² = Σ_v c⁻_kv D_k² + Σ_{(u,v) ∈ P} [ c⁻_kv (R̂_k² − D_k²)
                              + R_k ((c⁺ − c⁻_kv) R̂_k² − 2 c⁺ R̂_k) ] + c⁺ |R_k|,
 
-where the first sum is the Gram term Σ_ij (Σ_u a_ui a_uj)(Σ_v c⁻ q_vi q_vj) of EHCF. The
-cost stays O((|B| + |V|) d² + K |P| d); nothing `|B| × |V|` is built ("dense" does, for
-the exactness tests).
+where the first sum is the Gram term Σ_ij (Σ_u a_ui a_uj)(Σ_v c⁻ q_vi q_vj) of EHCF. Each
+memory pair is gathered once for every behavior (p_u ⊙ q_v, then one product with the
+h_k), so the cost stays O((|B| + |V|) d² + |P| d K); nothing `|B| × |V|` is built ("dense"
+does, for the exactness tests).
 """
 
 from __future__ import annotations
@@ -57,15 +58,11 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
             vectors[:, :, None] * weighted_grams * vectors[:, None, :], [1, 2]
         )
 
-        # D_k of every memory pair for every behavior: [K, n], one gather for all.
-        batch_size = tf.shape(user_vectors, out_type=rows.dtype)[0]
-        dim = tf.shape(items)[1]
-        task_queries = tf.reshape(vectors[:, None, :] * user_vectors[None], [-1, dim])
+        # D_k of every memory pair for every behavior: [n, K], one gather for all.
+        products = whole_data.pair_products(user_vectors, items, rows, item_ids)
+        dot = tf.matmul(products, vectors, transpose_b=True)
         tasks = tf.repeat(tf.range(num_tasks, dtype=rows.dtype), tf.size(rows))
-        query_index = tasks * batch_size + tf.tile(rows, [num_tasks])
         all_items = tf.tile(item_ids, [num_tasks])
-        dot = whole_data.pair_scores(task_queries, items, query_index, all_items)
-        dot = tf.transpose(tf.reshape(dot, [num_tasks, -1]))
         negative = tf.transpose(
             tf.reshape(self.pair_negative_weights(tasks, all_items, dtype), [num_tasks, -1])
         )

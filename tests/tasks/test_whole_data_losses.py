@@ -111,6 +111,24 @@ def test_gram_and_pair_score_gradients_match_autodiff():
         )
 
 
+def test_pair_product_gradients_match_autodiff():
+    rng = np.random.default_rng(4)
+    users = tf.Variable(rng.normal(size=(5, 3)))
+    items = tf.Variable(rng.normal(size=(7, 3)))
+    rows, columns = tf.constant([0, 0, 3, 4, 4]), tf.constant([6, 2, 2, 0, 6])
+    upstream = tf.constant(rng.normal(size=(5, 3)))
+    with tf.GradientTape(persistent=True) as tape:
+        products = whole_data.pair_products(users, items, rows, columns)
+        naive = tf.gather(users, rows) * tf.gather(items, columns)
+        custom_total = tf.reduce_sum(upstream * products)
+        naive_total = tf.reduce_sum(upstream * naive)
+    np.testing.assert_allclose(products.numpy(), naive.numpy(), rtol=1e-12)
+    for variable in (users, items):
+        gradient = tape.gradient(custom_total, variable)
+        assert isinstance(gradient, tf.Tensor)  # dense, not IndexedSlices
+        assert _relative_error(gradient, tape.gradient(naive_total, variable)) < 1e-12
+
+
 def test_popularity_negative_weights():
     counts = np.array([1.0, 3.0, 0.0, 4.0])
     # alpha = 1: c0 = w·|V| = 0.5·4 = 2, c_v = 2·f_v / 8.
