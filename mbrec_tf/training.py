@@ -21,7 +21,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -38,6 +38,18 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_SUBDIR = "checkpoints"
 SELECTED_SUBDIR = "selected"
 LOG_SUBDIR = "logs"
+EXPORT_SUBDIR = "export"
+#: Everything a training run writes in its directory: `--overwrite` deletes these, nothing else.
+RUN_ENTRIES = (
+    RUN_CONFIG_FILE,
+    RESULTS_FILE,
+    HISTORY_FILE,
+    CHECKPOINT_SUBDIR,
+    SELECTED_SUBDIR,
+    LOG_SUBDIR,
+    EXPORT_SUBDIR,
+)
+_WRITE_PROBE_PREFIX = ".write_check_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,23 +268,82 @@ def run_config_changes(
     return other_run, allowed
 
 
+def written_by_toolkit(name: str, entries: Sequence[str]) -> bool:
+    """Whether `name` in a directory is one of `entries`, a temporary file of one, or a probe."""
+    return (
+        name in entries
+        or (name.endswith(".tmp") and name[: -len(".tmp")] in entries)
+        or name.startswith(_WRITE_PROBE_PREFIX)
+    )
+
+
+def foreign_entries(directory: str, entries: Sequence[str]) -> list[str]:
+    """The names in `directory` (if it exists) that are not among `entries` (see above)."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    names = (n.rstrip("/") for n in tf.io.gfile.listdir(directory))
+    return sorted(n for n in names if not written_by_toolkit(n, entries))
+
+
+def delete_entries(directory: str, entries: Sequence[str]) -> list[str]:
+    """Deletes `entries` (and their temporary files) from `directory`; nothing else.
+
+    Returns the names left there (files this toolkit did not write).
+    """
+    if not tf.io.gfile.isdir(directory):
+        return []
+    for name in tf.io.gfile.listdir(directory):
+        name = name.rstrip("/")
+        if not written_by_toolkit(name, entries):
+            continue
+        path = os.path.join(directory, name)
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    return foreign_entries(directory, entries)
+
+
+def check_not_foreign(directory: str, flag: str, marker: str, what: str) -> None:
+    """Raises a `UserError` if `directory` holds files but no `marker` (it is not `what`)."""
+    if tf.io.gfile.exists(os.path.join(directory, marker)):
+        return
+    foreign = foreign_entries(directory, ())
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(
+            f"--{flag}={directory} holds files that are not {what} ({shown}; no {marker}): "
+            "not using it; pass an empty or new directory"
+        )
+
+
+def check_run_directory(model_dir: str) -> None:
+    """Refuses (`UserError`) a `model_dir` that holds files but no training run."""
+    check_not_foreign(model_dir, "model_dir", RUN_CONFIG_FILE, "a training run")
+
+
+def delete_run(model_dir: str) -> list[str]:
+    """Deletes what a training run wrote in `model_dir`; returns the other names left there."""
+    return delete_entries(model_dir, RUN_ENTRIES)
+
+
 def prepare_run_directory(model_dir: str, run_config: Mapping[str, Any], overwrite: bool) -> None:
     """Makes `model_dir` ready for this run's configuration, or raises a `UserError`.
 
-    A directory holds one configuration: a run there is resumed only if its recorded
+    A directory is new, empty, or a run: a run there is resumed only if its recorded
     configuration equals this one (up to `RESUMABLE_SETTINGS` and more epochs); with
-    `overwrite`, a previous run there is deleted first.
+    `overwrite`, the files a previous run wrote there are deleted first (other files stay).
+    (`check_run_directory` refuses a directory that holds other files but no run.)
     """
     path = os.path.join(model_dir, RUN_CONFIG_FILE)
     exists = tf.io.gfile.exists(path)
-    if overwrite and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
-        if not exists:
-            raise UserError(
-                f"--overwrite: --model_dir={model_dir} is not a run directory (no "
-                f"{RUN_CONFIG_FILE}); not deleting it: remove it yourself or pick another"
-            )
-        tf.io.gfile.rmtree(model_dir)
-        logging.warning("--overwrite: deleted the previous run in %s", model_dir)
+    if overwrite and exists:
+        kept = delete_run(model_dir)
+        logging.warning(
+            "--overwrite: deleted the previous run in %s%s",
+            model_dir,
+            f" (kept files it did not write: {', '.join(kept)})" if kept else "",
+        )
         exists = False
     if exists:
         other_run, allowed = run_config_changes(_read_json(path), run_config)
@@ -292,7 +363,7 @@ def check_writable(directory: str, flag: str) -> None:
     """Creates `directory` and checks that files can be written there (`UserError` if not)."""
     try:
         tf.io.gfile.makedirs(directory)
-        probe = os.path.join(directory, f".write_check_{os.getpid()}")
+        probe = os.path.join(directory, f"{_WRITE_PROBE_PREFIX}{os.getpid()}")
         with tf.io.gfile.GFile(probe, "w") as f:
             f.write("")
         tf.io.gfile.remove(probe)
@@ -412,9 +483,10 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
-    The run directory must be new, hold this same configuration (then the run resumes),
-    or be given up with `overwrite`. `export=False` skips the SavedModel (tuning trials).
-    Returns the results dictionary that is also written to `<model_dir>/results.json`.
+    The run directory must be new, empty, hold this same configuration (then the run
+    resumes), or be given up with `overwrite`; one holding other files is refused.
+    `export=False` skips the SavedModel (tuning trials). Returns the results dictionary
+    that is also written to `<model_dir>/results.json`.
     """
     spec = registry.get(settings.model)
     if not spec.closed_form and config.epochs < 1:
@@ -422,6 +494,7 @@ def train_and_evaluate(
             f"--epochs={config.epochs}: a {settings.model} run trains at least one epoch "
             "(to evaluate a trained run, use pipelines.evaluate)"
         )
+    check_run_directory(settings.model_dir)  # before anything is written there
     check_writable(settings.model_dir, "model_dir")
     if settings.export_dir:
         check_writable(settings.export_dir, "export_dir")
@@ -430,7 +503,7 @@ def train_and_evaluate(
         data = load_data(settings.dataset, settings.data_dir, settings.manual_dir)
     run_config = make_run_config(settings, config, data)
     prepare_run_directory(settings.model_dir, run_config, overwrite)
-    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
+    export_dir = settings.export_dir or os.path.join(settings.model_dir, EXPORT_SUBDIR)
     if export and not settings.export_dir:
         check_writable(export_dir, "export_dir")
 
