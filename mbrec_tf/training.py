@@ -197,10 +197,31 @@ class _Checkpointing:
     def finished(self) -> int:
         return int(self.epoch.numpy())
 
+    def restore_selected(self) -> int | None:
+        """Restores the selected weights, if any; returns their epoch (None: none saved)."""
+        path = self.selected.latest_checkpoint
+        if path is None:
+            return None
+        self.checkpoint.restore(path).expect_partial()
+        return int(path.rsplit("-", 1)[1])
+
     def save_selected(self, selected_epoch: int, done_through: int) -> None:
         """Saves the current (selected) weights as those of `selected_epoch`."""
         self.epoch.assign(done_through)
         self.selected.save(checkpoint_number=selected_epoch)
+
+
+class HistoryCallback(tf.keras.callbacks.Callback):
+    """Rewrites `history.json` after every epoch, so a crash keeps the curve so far."""
+
+    def __init__(self, model_dir: str, eval_callback: Any, initial_epoch: int):
+        super().__init__()
+        self.model_dir = model_dir
+        self.eval_callback = eval_callback
+        self.initial_epoch = initial_epoch
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        update_history(self.model_dir, self.eval_callback, self.initial_epoch)
 
 
 class EpochTensorBoard(tf.keras.callbacks.TensorBoard):
@@ -402,6 +423,7 @@ def fit(
     )
     callbacks = [
         eval_callback,  # first, so TensorBoard and History see its val_ metrics
+        HistoryCallback(settings.model_dir, eval_callback, initial_epoch),
         EpochTensorBoard(log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"),
         CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
     ]
@@ -459,7 +481,7 @@ def update_history(model_dir: str, eval_callback: Any, initial_epoch: int) -> di
     """
     path = os.path.join(model_dir, HISTORY_FILE)
     history: dict[str, list] = {"evaluations": [], "epoch_seconds": []}
-    if os.path.exists(path):
+    if tf.io.gfile.exists(path):
         history = _read_json(path)
     history["evaluations"] = [e for e in history["evaluations"] if e["epoch"] <= initial_epoch]
     history["epoch_seconds"] = history["epoch_seconds"][:initial_epoch]
@@ -480,13 +502,17 @@ def train_and_evaluate(
     *,
     overwrite: bool = False,
     export: bool = True,
+    export_again: bool = False,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
     The run directory must be new, empty, hold this same configuration (then the run
     resumes), or be given up with `overwrite`; one holding other files is refused.
-    `export=False` skips the SavedModel (tuning trials). Returns the results dictionary
-    that is also written to `<model_dir>/results.json`.
+    `export=False` skips the SavedModel (tuning trials). A finished run (all its epochs
+    trained, results.json written) is not evaluated or exported again: its results are
+    returned as written, with "finished_before": True (`export_again` exports its
+    selected weights as a new version). Returns the results dictionary that is also
+    written to `<model_dir>/results.json`.
     """
     spec = registry.get(settings.model)
     if not spec.closed_form and config.epochs < 1:
@@ -511,8 +537,16 @@ def train_and_evaluate(
     checkpointing = _Checkpointing(model, settings.model_dir)
     initial_epoch = checkpointing.restore_latest()
 
+    results_path = os.path.join(settings.model_dir, RESULTS_FILE)
+    done = spec.closed_form or initial_epoch >= config.epochs
+    if done and tf.io.gfile.exists(results_path):
+        export_again = export and export_again
+        return _finished_run(
+            model, data, checkpointing, results_path, export_again, export_dir, run_config
+        )
     valid_evaluator = _make_evaluator(data, "valid", settings)
     train_seconds, eval_callback = 0.0, None
+    selected_epoch = None
     if spec.closed_form:
         train_seconds = fit_closed_form(spec, model, config, data, checkpointing)
     elif initial_epoch < config.epochs:
@@ -524,6 +558,8 @@ def train_and_evaluate(
                 f"training diverged in epoch {eval_callback.diverged_epoch + 1} (non-finite "
                 "loss or weights) before any evaluation: try a smaller --learning_rate"
             )
+    else:  # trained to the end before, but stopped before its results: the selected weights
+        selected_epoch = checkpointing.restore_selected()
 
     history = update_history(settings.model_dir, eval_callback, initial_epoch)
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
@@ -537,7 +573,7 @@ def train_and_evaluate(
         "config": config_lib.to_dict(config),
         "valid": valid_metrics,
         "test": test_metrics,
-        "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)),
+        "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)) or selected_epoch,
         "diverged_epoch": _one_based(getattr(eval_callback, "diverged_epoch", None)),
         "epochs_trained": checkpointing.finished,
         "eval_every": getattr(eval_callback, "interval", None),
@@ -556,8 +592,36 @@ def train_and_evaluate(
         results["export_path"] = export_model(
             model, data, export_dir, metadata={"run_config": run_config}
         )
-    _write_json(os.path.join(settings.model_dir, RESULTS_FILE), results)
+    _write_json(results_path, results)
     return results
+
+
+def _finished_run(
+    model: Recommender,
+    data: MultiBehaviorData,
+    checkpointing: _Checkpointing,
+    results_path: str,
+    export_again: bool,
+    export_dir: str,
+    run_config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The written results of a finished run; with `export_again`, a new export of it."""
+    results = _read_json(results_path)
+    if export_again:
+        from mbrec_tf.serving.export import export_model
+
+        checkpointing.restore_selected()
+        results["export_path"] = export_model(
+            model, data, export_dir, metadata={"run_config": run_config}
+        )
+        _write_json(results_path, results)
+    logging.warning(
+        "%s: the run is finished (%s epochs): kept its results%s",
+        os.path.dirname(results_path),
+        results.get("epochs_trained"),
+        "; exported its selected weights again" if export_again else "",
+    )
+    return {**results, "finished_before": True}
 
 
 def restore_run(
