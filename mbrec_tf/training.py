@@ -21,7 +21,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -38,6 +38,18 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_SUBDIR = "checkpoints"
 SELECTED_SUBDIR = "selected"
 LOG_SUBDIR = "logs"
+EXPORT_SUBDIR = "export"
+#: Everything a training run writes in its directory: `--overwrite` deletes these, nothing else.
+RUN_ENTRIES = (
+    RUN_CONFIG_FILE,
+    RESULTS_FILE,
+    HISTORY_FILE,
+    CHECKPOINT_SUBDIR,
+    SELECTED_SUBDIR,
+    LOG_SUBDIR,
+    EXPORT_SUBDIR,
+)
+_WRITE_PROBE_PREFIX = ".write_check_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,10 +206,31 @@ class _Checkpointing:
     def finished(self) -> int:
         return int(self.epoch.numpy())
 
+    def restore_selected(self) -> int | None:
+        """Restores the selected weights, if any; returns their epoch (None: none saved)."""
+        path = self.selected.latest_checkpoint
+        if path is None:
+            return None
+        self.checkpoint.restore(path).expect_partial()
+        return int(path.rsplit("-", 1)[1])
+
     def save_selected(self, selected_epoch: int, done_through: int) -> None:
         """Saves the current (selected) weights as those of `selected_epoch`."""
         self.epoch.assign(done_through)
         self.selected.save(checkpoint_number=selected_epoch)
+
+
+class HistoryCallback(tf.keras.callbacks.Callback):
+    """Rewrites `history.json` after every epoch, so a crash keeps the curve so far."""
+
+    def __init__(self, model_dir: str, eval_callback: Any, initial_epoch: int):
+        super().__init__()
+        self.model_dir = model_dir
+        self.eval_callback = eval_callback
+        self.initial_epoch = initial_epoch
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        update_history(self.model_dir, self.eval_callback, self.initial_epoch)
 
 
 class EpochTensorBoard(tf.keras.callbacks.TensorBoard):
@@ -266,23 +299,82 @@ def run_config_changes(
     return other_run, allowed
 
 
+def written_by_toolkit(name: str, entries: Sequence[str]) -> bool:
+    """Whether `name` in a directory is one of `entries`, a temporary file of one, or a probe."""
+    return (
+        name in entries
+        or (name.endswith(".tmp") and name[: -len(".tmp")] in entries)
+        or name.startswith(_WRITE_PROBE_PREFIX)
+    )
+
+
+def foreign_entries(directory: str, entries: Sequence[str]) -> list[str]:
+    """The names in `directory` (if it exists) that are not among `entries` (see above)."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    names = (n.rstrip("/") for n in tf.io.gfile.listdir(directory))
+    return sorted(n for n in names if not written_by_toolkit(n, entries))
+
+
+def delete_entries(directory: str, entries: Sequence[str]) -> list[str]:
+    """Deletes `entries` (and their temporary files) from `directory`; nothing else.
+
+    Returns the names left there (files this toolkit did not write).
+    """
+    if not tf.io.gfile.isdir(directory):
+        return []
+    for name in tf.io.gfile.listdir(directory):
+        name = name.rstrip("/")
+        if not written_by_toolkit(name, entries):
+            continue
+        path = os.path.join(directory, name)
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    return foreign_entries(directory, entries)
+
+
+def check_not_foreign(directory: str, flag: str, marker: str, what: str) -> None:
+    """Raises a `UserError` if `directory` holds files but no `marker` (it is not `what`)."""
+    if tf.io.gfile.exists(os.path.join(directory, marker)):
+        return
+    foreign = foreign_entries(directory, ())
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(
+            f"--{flag}={directory} holds files that are not {what} ({shown}; no {marker}): "
+            "not using it; pass an empty or new directory"
+        )
+
+
+def check_run_directory(model_dir: str) -> None:
+    """Refuses (`UserError`) a `model_dir` that holds files but no training run."""
+    check_not_foreign(model_dir, "model_dir", RUN_CONFIG_FILE, "a training run")
+
+
+def delete_run(model_dir: str) -> list[str]:
+    """Deletes what a training run wrote in `model_dir`; returns the other names left there."""
+    return delete_entries(model_dir, RUN_ENTRIES)
+
+
 def prepare_run_directory(model_dir: str, run_config: Mapping[str, Any], overwrite: bool) -> None:
     """Makes `model_dir` ready for this run's configuration, or raises a `UserError`.
 
-    A directory holds one configuration: a run there is resumed only if its recorded
+    A directory is new, empty, or a run: a run there is resumed only if its recorded
     configuration equals this one (up to `RESUMABLE_SETTINGS` and more epochs); with
-    `overwrite`, a previous run there is deleted first.
+    `overwrite`, the files a previous run wrote there are deleted first (other files stay).
+    (`check_run_directory` refuses a directory that holds other files but no run.)
     """
     path = os.path.join(model_dir, RUN_CONFIG_FILE)
     exists = tf.io.gfile.exists(path)
-    if overwrite and tf.io.gfile.isdir(model_dir) and tf.io.gfile.listdir(model_dir):
-        if not exists:
-            raise UserError(
-                f"--overwrite: --model_dir={model_dir} is not a run directory (no "
-                f"{RUN_CONFIG_FILE}); not deleting it: remove it yourself or pick another"
-            )
-        tf.io.gfile.rmtree(model_dir)
-        logging.warning("--overwrite: deleted the previous run in %s", model_dir)
+    if overwrite and exists:
+        kept = delete_run(model_dir)
+        logging.warning(
+            "--overwrite: deleted the previous run in %s%s",
+            model_dir,
+            f" (kept files it did not write: {', '.join(kept)})" if kept else "",
+        )
         exists = False
     if exists:
         other_run, allowed = run_config_changes(_read_json(path), run_config)
@@ -302,7 +394,7 @@ def check_writable(directory: str, flag: str) -> None:
     """Creates `directory` and checks that files can be written there (`UserError` if not)."""
     try:
         tf.io.gfile.makedirs(directory)
-        probe = os.path.join(directory, f".write_check_{os.getpid()}")
+        probe = os.path.join(directory, f"{_WRITE_PROBE_PREFIX}{os.getpid()}")
         with tf.io.gfile.GFile(probe, "w") as f:
             f.write("")
         tf.io.gfile.remove(probe)
@@ -347,6 +439,8 @@ def fit(
         EpochTensorBoard(log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"),
         CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
     ]
+    if distribute.is_chief(strategy):  # only the chief writes the run's history
+        callbacks.insert(1, HistoryCallback(settings.model_dir, eval_callback, initial_epoch))
     # A resumed run continues with fresh shuffles and negatives, not epoch 0's again.
     train_inputs, steps_per_epoch = distribute.training_inputs(
         strategy, spec, data, config, settings.seed + initial_epoch
@@ -404,7 +498,7 @@ def update_history(model_dir: str, eval_callback: Any, initial_epoch: int) -> di
     """
     path = os.path.join(model_dir, HISTORY_FILE)
     history: dict[str, list] = {"evaluations": [], "epoch_seconds": []}
-    if os.path.exists(path):
+    if tf.io.gfile.exists(path):
         history = _read_json(path)
     history["evaluations"] = [e for e in history["evaluations"] if e["epoch"] <= initial_epoch]
     history["epoch_seconds"] = history["epoch_seconds"][:initial_epoch]
@@ -426,14 +520,19 @@ def train_and_evaluate(
     overwrite: bool = False,
     export: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    export_again: bool = False,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
-    The run directory must be new, hold this same configuration (then the run resumes),
-    or be given up with `overwrite`. `export=False` skips the SavedModel (tuning trials).
-    The model trains under `strategy` (default: none, one device). Returns the results
-    dictionary that is also written to `<model_dir>/results.json`; a multi-worker run's
-    other workers train with the chief and return `{"chief": False}`, writing nothing.
+    The run directory must be new, empty, hold this same configuration (then the run
+    resumes), or be given up with `overwrite`; one holding other files is refused.
+    `export=False` skips the SavedModel (tuning trials). The model trains under `strategy`
+    (default: none, one device). A finished run (all its epochs trained, results.json
+    written) is not evaluated or exported again: its results are returned as written, with
+    "finished_before": True (`export_again` exports its selected weights as a new version).
+    Returns the results dictionary that is also written to `<model_dir>/results.json`; a
+    multi-worker run's other workers train with the chief and return `{"chief": False}`,
+    writing nothing.
     """
     spec = registry.get(settings.model)
     strategy = strategy or tf.distribute.get_strategy()
@@ -448,6 +547,7 @@ def train_and_evaluate(
         # Every worker evaluates and must select the same epochs: no timing-based interval.
         settings = dataclasses.replace(settings, eval_every=1)
     if chief:
+        check_run_directory(settings.model_dir)  # before anything is written there
         check_writable(settings.model_dir, "model_dir")
         if settings.export_dir:
             check_writable(settings.export_dir, "export_dir")
@@ -457,7 +557,7 @@ def train_and_evaluate(
     run_config = make_run_config(settings, config, data)
     if chief:
         prepare_run_directory(settings.model_dir, run_config, overwrite)
-    export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
+    export_dir = settings.export_dir or os.path.join(settings.model_dir, EXPORT_SUBDIR)
     if chief and export and not settings.export_dir:
         check_writable(export_dir, "export_dir")
 
@@ -467,8 +567,18 @@ def train_and_evaluate(
     # A worker must not resume from the checkpoints the chief is deleting (--overwrite).
     initial_epoch = checkpointing.restore_latest() if chief or not overwrite else 0
 
+    results_path = os.path.join(settings.model_dir, RESULTS_FILE)
+    done = spec.closed_form or initial_epoch >= config.epochs
+    if done and tf.io.gfile.exists(results_path):
+        if not chief:
+            return {"chief": False}
+        export_again = export and export_again
+        return _finished_run(
+            model, data, checkpointing, results_path, export_again, export_dir, run_config
+        )
     valid_evaluator = _make_evaluator(data, "valid", settings)
     train_seconds, eval_callback = 0.0, None
+    selected_epoch = None
     if spec.closed_form:
         train_seconds = fit_closed_form(spec, model, config, data, checkpointing)
     elif initial_epoch < config.epochs:
@@ -488,6 +598,8 @@ def train_and_evaluate(
                 f"training diverged in epoch {eval_callback.diverged_epoch + 1} (non-finite "
                 "loss or weights) before any evaluation: try a smaller --learning_rate"
             )
+    else:  # trained to the end before, but stopped before its results: the selected weights
+        selected_epoch = checkpointing.restore_selected()
     if not chief:
         distribute.remove_worker_directory(settings.model_dir, strategy)
         return {"chief": False}
@@ -509,7 +621,7 @@ def train_and_evaluate(
         "replicas": int(strategy.num_replicas_in_sync),
         "valid": valid_metrics,
         "test": test_metrics,
-        "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)),
+        "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)) or selected_epoch,
         "diverged_epoch": _one_based(getattr(eval_callback, "diverged_epoch", None)),
         "epochs_trained": checkpointing.finished,
         "eval_every": getattr(eval_callback, "interval", None),
@@ -528,8 +640,36 @@ def train_and_evaluate(
         results["export_path"] = export_model(
             model, data, export_dir, metadata={"run_config": run_config}
         )
-    _write_json(os.path.join(settings.model_dir, RESULTS_FILE), results)
+    _write_json(results_path, results)
     return results
+
+
+def _finished_run(
+    model: Recommender,
+    data: MultiBehaviorData,
+    checkpointing: _Checkpointing,
+    results_path: str,
+    export_again: bool,
+    export_dir: str,
+    run_config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The written results of a finished run; with `export_again`, a new export of it."""
+    results = _read_json(results_path)
+    if export_again:
+        from mbrec_tf.serving.export import export_model
+
+        checkpointing.restore_selected()
+        results["export_path"] = export_model(
+            model, data, export_dir, metadata={"run_config": run_config}
+        )
+        _write_json(results_path, results)
+    logging.warning(
+        "%s: the run is finished (%s epochs): kept its results%s",
+        os.path.dirname(results_path),
+        results.get("epochs_trained"),
+        "; exported its selected weights again" if export_again else "",
+    )
+    return {**results, "finished_before": True}
 
 
 def restore_run(

@@ -144,6 +144,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> str:
     builder = loading.builder_class(name)(config=config_obj, data_dir=flag_values.data_dir)
     start = time.perf_counter()
     loading.build_matching(builder, flag_values.manual_dir, rebuild=flag_values.rebuild)
+    builder = loading.reopen(builder)
     built = time.perf_counter()
     data = loading.from_builder(builder)
     loaded = time.perf_counter()

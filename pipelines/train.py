@@ -56,6 +56,12 @@ def define_flags() -> None:
         "Delete the previous run in --model_dir and start afresh (without it, a directory "
         "holding another configuration is refused).",
     )
+    flags.DEFINE_bool(
+        "export_again",
+        False,
+        "Export a finished run's selected weights again as a new version (re-running a "
+        "finished run otherwise keeps its results and exports nothing).",
+    )
     flags.DEFINE_list("metrics_k", ["10", "50", "100", "200"], "Cut-offs K for HR@K and NDCG@K.")
     common.define_eval_users_flag()
     flags.DEFINE_string(
@@ -132,11 +138,27 @@ def main(argv: list[str]) -> None:
     print(f"model {settings.model} on {settings.dataset}: {config_lib.to_dict(config)}")
     flags_record = {**settings.__dict__, **overrides}
     results = training.train_and_evaluate(
-        settings, config, flags_record=flags_record, overwrite=FLAGS.overwrite, strategy=strategy
+        settings,
+        config,
+        flags_record=flags_record,
+        overwrite=FLAGS.overwrite,
+        export_again=FLAGS.export_again,
+        strategy=strategy,
     )
     if not results.get("chief", True):
         print("worker done (the chief writes the results and the export)")
         return
+    if results.get("finished_before"):
+        print(
+            f"{settings.model_dir}: this run finished before ({results['epochs_trained']} "
+            "epochs): results kept as they were, "
+            + (
+                "its selected weights exported again"
+                if FLAGS.export_again
+                else "nothing exported (--export_again exports it again; --epochs=N with more "
+                "epochs trains on; --overwrite starts afresh)"
+            )
+        )
     ks = settings.metrics_k
     for split in ("valid", "test"):
         metrics = results[split]

@@ -22,7 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import csv  # noqa: E402
 import json  # noqa: E402
-import shutil  # noqa: E402
 from typing import Any  # noqa: E402
 
 from absl import flags, logging  # noqa: E402
@@ -33,6 +32,16 @@ from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
 STUDY_NAME = "tune"
+STUDY_DATABASE = "study.db"
+TRIALS_SUBDIR = "trials"
+#: Everything a study writes in its directory (trial runs aside): `--overwrite` deletes these.
+STUDY_ENTRIES = (
+    STUDY_DATABASE,
+    f"{STUDY_DATABASE}-journal",
+    "trials.csv",
+    "trials.md",
+    "best.json",
+)
 
 
 def define_flags() -> None:
@@ -81,13 +90,44 @@ def _study_record(space: tuning.SearchSpace, fixed: dict[str, Any]) -> dict[str,
     }
 
 
-def open_study(tune_dir: str, record: dict[str, Any]):
-    """The study of `tune_dir` (created, resumed, or replaced with --overwrite)."""
+def check_study_directory(tune_dir: str) -> None:
+    """Refuses (`UserError`) a `tune_dir` that holds files but no study."""
+    training.check_not_foreign(tune_dir, "tune_dir", STUDY_DATABASE, "a tuning study")
+
+
+def delete_study(tune_dir: str) -> list[str]:
+    """Deletes what a study wrote in `tune_dir` (its files, its trials' runs); nothing else.
+
+    Returns the names left (files the study did not write, at any depth).
+    """
+    kept = []
+    trials = os.path.join(tune_dir, TRIALS_SUBDIR)
+    if os.path.isdir(trials):
+        for name in sorted(os.listdir(trials)):
+            run_dir = os.path.join(trials, name)
+            if not os.path.isdir(run_dir):
+                kept.append(os.path.join(TRIALS_SUBDIR, name))
+                continue
+            left = training.delete_run(run_dir)
+            kept += [os.path.join(TRIALS_SUBDIR, name, n) for n in left]
+            if not left:
+                os.rmdir(run_dir)
+        if not os.listdir(trials):
+            os.rmdir(trials)
+    left = training.delete_entries(tune_dir, STUDY_ENTRIES)
+    return kept + [n for n in left if n != TRIALS_SUBDIR]
+
+
+def open_study(tune_dir: str, record: dict[str, Any], overwrite: bool = False):
+    """The study of `tune_dir` (created, resumed, or replaced with `overwrite`)."""
     import optuna
 
-    database = os.path.join(tune_dir, "study.db")
-    if FLAGS.overwrite and os.path.exists(tune_dir):
-        shutil.rmtree(tune_dir)
+    database = os.path.join(tune_dir, STUDY_DATABASE)
+    check_study_directory(tune_dir)
+    if overwrite:
+        kept = delete_study(tune_dir)
+        if kept:
+            print(f"--overwrite: kept files the study did not write: {', '.join(kept)}")
     os.makedirs(tune_dir, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -144,7 +184,7 @@ def run_trial(study, trial, space, fixed, data, tune_dir) -> None:
 
     params = tuning.suggest(trial, space, tuning.int_fields(FLAGS.model))
     overrides = {**tuning.overrides_from_params(params), **fixed}
-    run_dir = os.path.join(tune_dir, "trials", tuning.trial_key(params))
+    run_dir = os.path.join(tune_dir, TRIALS_SUBDIR, tuning.trial_key(params))
     trial.set_user_attr("run_dir", run_dir)
     dataset_name = FLAGS.dataset.split("/")[0]
     try:
@@ -254,6 +294,7 @@ def main(argv: list[str]) -> None:
     fixed = common.model_overrides(FLAGS.model)
     registry.resolve_config(FLAGS.model, dataset_name, fixed)  # flags valid before any work
     tune_dir = FLAGS.tune_dir or os.path.join("tune", FLAGS.model, FLAGS.dataset.replace("/", "_"))
+    check_study_directory(tune_dir)  # before any work
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
     if FLAGS.search_space:
         space = tuning.read_search_space(FLAGS.search_space)
@@ -267,7 +308,7 @@ def main(argv: list[str]) -> None:
     if not space:
         raise UserError("every searched hyper-parameter is fixed by a flag: nothing to tune")
     training.check_writable(tune_dir, "tune_dir")
-    study = open_study(tune_dir, _study_record(space, fixed))
+    study = open_study(tune_dir, _study_record(space, fixed), overwrite=FLAGS.overwrite)
     if requeued := requeue_interrupted(study):
         print(f"resuming {requeued} interrupted trial(s) from their checkpoints")
     done = len(ended_trials(study))

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,19 +65,49 @@ def build(
     """Builds `builder`'s dataset unless it already exists (or always, with `rebuild`).
 
     Offline: raw files come from `manual_dir`, never from GCS. A missing or wrong
-    `manual_dir` is a `UserError` saying what to pass.
+    `manual_dir` is a `UserError` saying what to pass. An existing build is replaced only
+    by a complete new one: the new build is made in a staging folder beside it, so one
+    that fails (e.g. on malformed raw files) leaves the existing build as it was.
     """
     check_manual_dir(builder, manual_dir)
-    mode = (
-        tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
-        if rebuild
-        else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-    )
+    if rebuild and _is_built(builder):
+        _build_and_swap(builder, manual_dir)
+        return
+    _download_and_prepare(builder, manual_dir)
+
+
+def _download_and_prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> None:
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
-            manual_dir=manual_dir, try_download_gcs=False, download_mode=mode
+            manual_dir=manual_dir,
+            try_download_gcs=False,
+            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
         )
     )
+
+
+_STAGING_PREFIX = ".mbrec-staging-"
+
+
+def _build_and_swap(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> None:
+    """Builds into a staging folder, then puts the new build in place of the old one."""
+    root = builder.data_dir_root
+    os.makedirs(root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root)
+    try:
+        staged = type(builder)(config=builder.builder_config, data_dir=staging)
+        _download_and_prepare(staged, manual_dir)
+        retired = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root)
+        os.rename(builder.data_dir, os.path.join(retired, "previous"))
+        os.rename(staged.data_dir, builder.data_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def reopen(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
+    """A new builder of the same dataset, reading what is built now (after a rebuild)."""
+    return type(builder)(config=builder.builder_config, data_dir=builder.data_dir_root)
 
 
 def _is_built(builder: tfds.core.DatasetBuilder) -> bool:
@@ -91,6 +123,9 @@ def check_manual_dir(builder: tfds.core.DatasetBuilder, manual_dir: str | None) 
             raise UserError(
                 f"--manual_dir={manual_dir} is a file: pass the folder of {name}'s raw files"
             )
+        if not os.path.isdir(manual_dir) and builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+            expected = " ".join(builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
+            raise UserError(f"--manual_dir={manual_dir} does not exist; {name}: {expected}")
         return
     if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not _is_built(builder):
         raise UserError(
@@ -119,7 +154,12 @@ def raw_files_fingerprint(
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(f for f in files if not f.startswith(".")):
             path = os.path.join(root, name)
-            stat = os.stat(path)
+            try:
+                stat = os.stat(path)
+            except OSError as error:
+                raise UserError(
+                    f"--manual_dir: cannot read {path} ({error.strerror}): fix or remove it"
+                ) from None
             relative = os.path.relpath(path, manual_dir)
             entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
             previous = known.get(relative, {})
@@ -205,7 +245,7 @@ def load_dataset(
     """
     builder = make_builder(name, data_dir=data_dir, config=config)
     record = build_matching(builder, manual_dir)
-    data = from_builder(builder, num_negatives_check=num_negatives_check)
+    data = from_builder(reopen(builder), num_negatives_check=num_negatives_check)
     if record is None:
         return data
     files = {n: {"size": e["size"], "sha256": e["sha256"]} for n, e in record["files"].items()}

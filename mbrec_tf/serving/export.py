@@ -57,7 +57,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,6 +69,7 @@ import tensorflow_recommenders as tfrs
 
 import mbrec_tf
 from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.errors import UserError
 from mbrec_tf.models.base import Recommender
 from mbrec_tf.serving import warmup
 
@@ -442,6 +445,68 @@ def _describe(module: ServingModule) -> dict[str, Any]:
     return described
 
 
+class ExportExistsError(UserError, FileExistsError):
+    """An export version asked for by number exists already (it is never overwritten)."""
+
+
+_STAGING_PREFIX = ".export-tmp-"
+#: A staging folder whose writer left no trace of itself is deleted when this old.
+STALE_STAGING_SECONDS = 24 * 3600
+
+
+def _host_tag() -> str:
+    """This host's name as it appears in staging-folder names."""
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+
+
+def _staging_prefix() -> str:
+    """This process's staging-folder prefix: `.export-tmp-<host>-<pid>-`."""
+    return f"{_STAGING_PREFIX}{_host_tag()}-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_staging(export_base_dir: str) -> list[str]:
+    """Deletes staging folders of exports that were killed; returns their names.
+
+    Only this exporter's folders (`.export-tmp-<host>-<pid>-*`) whose process on this host
+    has ended, and any `.export-tmp-*` folder untouched for `STALE_STAGING_SECONDS`.
+    """
+    if not os.path.isdir(export_base_dir):
+        return []
+    mine = re.compile(rf"^{re.escape(_STAGING_PREFIX + _host_tag())}-(\d+)-")
+    removed = []
+    for name in sorted(os.listdir(export_base_dir)):
+        path = os.path.join(export_base_dir, name)
+        if not name.startswith(_STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        match = mine.match(name)
+        ended = match is not None and not _process_alive(int(match.group(1)))
+        try:
+            stale = time.time() - os.path.getmtime(path) > STALE_STAGING_SECONDS
+        except OSError:
+            continue
+        if ended or stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def _existing_version_error(target: str, version: int) -> ExportExistsError:
+    return ExportExistsError(
+        f"export version {version} exists ({target}); not overwriting it: choose another "
+        "--version, or leave it out for the next free one"
+    )
+
+
 def export_model(
     model: Recommender,
     data: MultiBehaviorData,
@@ -459,7 +524,7 @@ def export_model(
       data: the dataset it was trained on (raw ids, known target items to exclude).
       export_base_dir: the TF Serving model base path.
       version: integer version; default: one more than the largest existing one. An
-        existing version is never overwritten (FileExistsError).
+        existing version is never overwritten (`ExportExistsError`, checked first).
       default_k: k of `serving_default` and the default k of `top_k`.
       max_k: largest k accepted (default and upper limit: num_items minus the largest
         number of known target items of one user).
@@ -482,13 +547,16 @@ def export_model(
     if version is not None and (isinstance(version, bool) or int(version) < 0):
         raise ValueError(f"version must be a non-negative integer, got {version!r}")
 
+    if version is not None and os.path.exists(os.path.join(export_base_dir, str(int(version)))):
+        raise _existing_version_error(os.path.join(export_base_dir, str(int(version))), version)
     module = ServingModule(model, data, default_k=default_k, max_k=max_k)
     requests = _warmup_requests(module, data)
     for request in requests:  # Traces every signature and fails early on a broken model.
         getattr(module, request.signature)(**request.inputs)
 
     os.makedirs(export_base_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-tmp-", dir=export_base_dir)
+    remove_stale_staging(export_base_dir)
+    staging = tempfile.mkdtemp(prefix=_staging_prefix(), dir=export_base_dir)
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         extra = os.path.join(staging, ASSETS_EXTRA)
@@ -524,7 +592,7 @@ def _publish(
         target = os.path.join(export_base_dir, str(chosen))
         if os.path.exists(target):
             if version is not None:
-                raise FileExistsError(f"export version {target} exists; not overwriting it")
+                raise _existing_version_error(target, chosen)
             continue
         description = {
             "format": "mbrec_tf.export/1",

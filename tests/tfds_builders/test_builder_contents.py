@@ -140,14 +140,8 @@ def test_movielens_dummy_titles_and_latest_rating_held_out():
     assert prepared.report["records/rating"] == len(rows)
 
 
-def test_movielens_downloads_when_no_manual_files(tmp_path):
-    """Without u.data in a manual directory the builder reads the GroupLens zip instead."""
-    from tfds_builders.movielens_100k import movielens_100k
-
-    extracted = tmp_path / "extracted"
-    (extracted / "ml-100k").mkdir(parents=True)
-    source = DUMMY / "movielens_100k" / "dummy_data" / "u.data"
-    (extracted / "ml-100k" / "u.data").write_text(source.read_text())
+def test_movielens_never_goes_online(tmp_path):
+    """Without u.data in the manual directory the builder says so; it downloads nothing."""
     requested = []
 
     class NoManualDir:
@@ -157,18 +151,17 @@ def test_movielens_downloads_when_no_manual_files(tmp_path):
 
         def download_and_extract(self, url):
             requested.append(url)
-            return extracted
+            raise AssertionError("went online")
 
     builder = tfds_builders.Movielens100k(data_dir=str(tmp_path / "d"))
-    prepared = builder._prepare(NoManualDir())
-    assert requested == [movielens_100k.URL]
-    assert prepared.item_titles is None and prepared.num_users == 6
+    with pytest.raises(tfds_builders.DataFormatError, match="raw files of movielens_100k"):
+        builder._prepare(NoManualDir())
+    assert requested == []
 
 
 def test_missing_manual_directory_names_the_files(tmp_path):
     from mbrec_tf.data import loading
+    from mbrec_tf.errors import UserError
 
-    with pytest.raises(
-        tfds_builders.DataFormatError, match="(?s)raw files of beibei.*nowhere.*buy.train.txt"
-    ):
+    with pytest.raises(UserError, match="nowhere does not exist; beibei: .*buy.train.txt"):
         loading.load_dataset("beibei", data_dir=str(tmp_path), manual_dir=str(tmp_path / "nowhere"))

@@ -1,8 +1,8 @@
 """movielens_100k: GroupLens ml-100k, every rating an implicit interaction ("rating").
 
 Input: `u.data` (`user<TAB>item<TAB>rating<TAB>timestamp`, no header) and optionally
-`u.item` (`item|title|...`, Latin-1) for item titles, read from the manual directory; when
-the manual directory has no u.data, the GroupLens zip is downloaded instead.
+`u.item` (`item|title|...`, Latin-1) for item titles, read from the manual directory (or
+its `ml-100k/` folder, as the GroupLens zip extracts). Nothing is downloaded.
 Preprocessing: leave-one-out by time (test = latest rating, validation = second latest;
 ratings in the same second are ordered by their line in u.data); no k-core by default
 (every user has >= 20 ratings; variant `default_core<K>` filters). Features and metadata:
@@ -73,8 +73,8 @@ class Movielens100k(_base.MultiBehaviorBuilder):
   journal={ACM Transactions on Interactive Intelligent Systems}, year={2015}}"""
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
     Put u.data (and optionally u.item, for titles) of ml-100k in the manual directory
-    (--manual_dir). Public source: {URL} (downloaded automatically when online and the
-    manual directory has no u.data).
+    (--manual_dir), or the folder the GroupLens zip extracts to. Public source: {URL}
+    (download and extract it yourself: the builder never goes online).
     """
 
     def _prepare(self, dl_manager: tfds.download.DownloadManager) -> prep.Prepared:
@@ -89,14 +89,9 @@ class Movielens100k(_base.MultiBehaviorBuilder):
         )
 
     def _raw_folder(self, dl_manager: tfds.download.DownloadManager) -> epath.Path:
-        """The manual directory when it has u.data, else the extracted GroupLens zip."""
-        try:
-            manual = epath.Path(dl_manager.manual_dir)
-        except AssertionError:
-            manual = None
-        if manual is not None:
-            for folder in (manual, manual / "ml-100k"):
-                if (folder / "u.data").is_file():
-                    return folder
-            raise formats.DataFormatError(manual / "u.data", None, "u.data of ml-100k")
-        return epath.Path(dl_manager.download_and_extract(URL)) / "ml-100k"
+        """The manual directory, or its ml-100k folder, whichever has u.data (offline)."""
+        manual = self._manual_dir(dl_manager)
+        for folder in (manual, manual / "ml-100k"):
+            if (folder / "u.data").is_file():
+                return folder
+        raise formats.DataFormatError(manual / "u.data", None, "u.data of ml-100k")
