@@ -116,6 +116,12 @@ class SampledConfig(TrainConfig):
         """The behaviors whose training pairs are positives (default: the target, last)."""
         return behaviors[-1:]
 
+    def make_sampler(self, data: Any) -> Any:
+        """The `sampling.NegativeSampler` of `negative_sampler` for the training data."""
+        from mbrec_tf.sampling import make_sampler
+
+        return make_sampler(self.negative_sampler, data)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         from mbrec_tf.sampling import SAMPLERS
