@@ -15,7 +15,18 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.models import ehcf, ehcf_memory, mbncf, mf, ncf, popularity, touched
+from mbrec_tf.models import (
+    ehcf,
+    ehcf_memory,
+    mbncf,
+    mc_bpr,
+    mf,
+    mfpr,
+    ncf,
+    nmtr,
+    popularity,
+    touched,
+)
 from mbrec_tf.models.base import Recommender
 from mbrec_tf.tasks import closed_form, sampled, whole_data, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
@@ -188,6 +199,35 @@ _SPECS: tuple[ModelSpec, ...] = (
         inputs=inputs.sampled_examples,
         dataset_defaults=mbncf.DATASET_DEFAULTS,
         description="MBNCF: MF + one MLP branch per behavior, supportive negatives.",
+    ),
+    ModelSpec(
+        name="mc_bpr",
+        config_cls=mc_bpr.MCBPRConfig,
+        scorer=mc_bpr.build,
+        task=mc_bpr.task,
+        inputs=inputs.sampled_examples,
+        training_data=mc_bpr.exclusive_levels,
+        dataset_defaults=mc_bpr.DATASET_DEFAULTS,
+        description="MC-BPR: MF, positives of every behavior level over weaker levels' items.",
+    ),
+    ModelSpec(
+        name="mfpr",
+        config_cls=mfpr.MFPRConfig,
+        scorer=mfpr.build,
+        task=sampled.sampled_task,
+        inputs=inputs.sampled_examples,
+        training_data=mfpr.training_data,
+        dataset_defaults=mfpr.DATASET_DEFAULTS,
+        description="MFPR: MF, pairwise, every preference of buy > cart > view > untouched.",
+    ),
+    ModelSpec(
+        name="nmtr",
+        config_cls=nmtr.NMTRConfig,
+        scorer=nmtr.build,
+        task=nmtr.task,
+        inputs=inputs.sampled_examples,
+        dataset_defaults=nmtr.DATASET_DEFAULTS,
+        description="NMTR: a NeuMF-style predictor per behavior, cascaded, log-loss per behavior.",
     ),
 )
 

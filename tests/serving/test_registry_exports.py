@@ -11,7 +11,8 @@ from mbrec_tf import registry
 from mbrec_tf.serving import export as export_lib
 
 
-@pytest.mark.parametrize("name", ["ehcf", "mbncf"])  # one factorised, one scored by an MLP
+# Factorised (ehcf, mc_bpr, mfpr) and scored by MLPs (mbncf, nmtr).
+@pytest.mark.parametrize("name", ["ehcf", "mbncf", "mc_bpr", "mfpr", "nmtr"])
 def test_registered_model_exports(name, string_data, tmp_path):
     if name not in registry.REGISTRY:
         pytest.skip(f"{name} is not registered")
