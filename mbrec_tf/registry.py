@@ -16,8 +16,10 @@ from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import (
+    cmf,
     ehcf,
     ehcf_memory,
+    expomf,
     mbncf,
     mc_bpr,
     mf,
@@ -26,9 +28,10 @@ from mbrec_tf.models import (
     nmtr,
     popularity,
     touched,
+    wmf,
 )
 from mbrec_tf.models.base import Recommender
-from mbrec_tf.tasks import closed_form, sampled, whole_data, whole_data_memory
+from mbrec_tf.tasks import closed_form, exposure_em, sampled, whole_data, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
 
 InputBuilder = Callable[..., tf.data.Dataset]
@@ -154,6 +157,35 @@ _SPECS: tuple[ModelSpec, ...] = (
         training_data=target_only,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
         description="EHCF-Sin: EHCF on the target behavior alone.",
+    ),
+    ModelSpec(
+        name="wmf",
+        config_cls=wmf.WMFConfig,
+        scorer=wmf.build,
+        task=whole_data.whole_data_task,
+        inputs=inputs.user_batches,
+        training_data=target_only,
+        dataset_defaults=wmf.DATASET_DEFAULTS,
+        description="WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
+    ),
+    ModelSpec(
+        name="expomf",
+        config_cls=expomf.ExpoMFConfig,
+        scorer=expomf.build,
+        task=exposure_em.expomf_fit,
+        inputs=None,
+        training_data=target_only,
+        description="ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
+        "(Liang et al. 2016).",
+    ),
+    ModelSpec(
+        name="cmf",
+        config_cls=cmf.CMFConfig,
+        scorer=cmf.build,
+        task=whole_data.whole_data_task,
+        inputs=inputs.user_batches,
+        dataset_defaults=cmf.DATASET_DEFAULTS,
+        description="CMF: every behavior factorised with shared user and item embeddings.",
     ),
     ModelSpec(
         name="bpr",

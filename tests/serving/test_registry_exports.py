@@ -11,8 +11,10 @@ from mbrec_tf import registry
 from mbrec_tf.serving import export as export_lib
 
 
-# Factorised (ehcf, mc_bpr, mfpr) and scored by MLPs (mbncf, nmtr).
-@pytest.mark.parametrize("name", ["ehcf", "mbncf", "mc_bpr", "mfpr", "nmtr"])
+# Factorised (ehcf, mc_bpr, mfpr, wmf, cmf, expomf) and scored by MLPs (mbncf, nmtr).
+@pytest.mark.parametrize(
+    "name", ["ehcf", "mbncf", "mc_bpr", "mfpr", "nmtr", "wmf", "cmf", "expomf"]
+)
 def test_registered_model_exports(name, string_data, tmp_path):
     if name not in registry.REGISTRY:
         pytest.skip(f"{name} is not registered")
