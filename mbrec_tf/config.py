@@ -116,6 +116,11 @@ class SampledConfig(TrainConfig):
         """The behaviors whose training pairs are positives (default: the target, last)."""
         return behaviors[-1:]
 
+    def scores_per_behavior(self) -> bool:
+        """Whether the scorer gives each positive behavior its own logits (one loss each)
+        rather than one target score for positives of every behavior (default: one)."""
+        return False
+
     def positive_behavior_weights(self, behaviors: tuple[str, ...]) -> tuple[float, ...]:
         """Loss weight of each positive behavior when there are several (default: equal)."""
         return (1.0,) * len(behaviors)

@@ -71,6 +71,10 @@ class MBNCFConfig(config_lib.SampledConfig):
         """With branch objectives every behavior's pairs are positives, else the target's."""
         return behaviors if self.branch_objectives else behaviors[-1:]
 
+    def scores_per_behavior(self) -> bool:
+        """With branch objectives each branch has its own output and loss."""
+        return self.branch_objectives
+
     def positive_behavior_weights(self, behaviors: tuple[str, ...]) -> tuple[float, ...]:
         """Loss weights of the positive behaviors: `branch_loss_weight` each, the target 1."""
         return (self.branch_loss_weight,) * (len(behaviors) - 1) + (1.0,)

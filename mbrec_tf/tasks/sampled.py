@@ -21,13 +21,32 @@ PAIRWISE, POINTWISE = SAMPLED_LOSSES
 LOSSES = SAMPLED_LOSSES
 
 
+def _sum_over_replicas(value: tf.Tensor) -> tf.Tensor:
+    """`value` summed over the replicas of the current step (itself on one device)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("sum", value)
+
+
 def _weighted_mean(values: tf.Tensor, sample_weight: tf.Tensor | None) -> tf.Tensor:
-    """Mean of `values` [B, m]; with `sample_weight` [B], a weighted mean over examples."""
+    """Mean of `values` [B, m]; with `sample_weight` [B], a weighted mean over examples.
+
+    On several replicas the train step adds the replicas' means weighted by their shares of
+    the global batch's examples (n_r / N); a weighted mean is scaled here by N·w_r / (n_r·W)
+    (w_r, W: the replica's and the global sums of weights), so the replicas still add up
+    to the global batch's weighted mean.
+    """
     per_example = tf.reduce_mean(values, axis=1)
     if sample_weight is None:
         return tf.reduce_mean(per_example)
     weight = tf.cast(sample_weight, per_example.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(weight * per_example), tf.reduce_sum(weight))
+    weighted_sum = tf.reduce_sum(weight * per_example)
+    examples = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+    scale = tf.math.divide_no_nan(
+        _sum_over_replicas(examples), examples * _sum_over_replicas(tf.reduce_sum(weight))
+    )
+    return weighted_sum * scale
 
 
 def pairwise_loss(
@@ -136,11 +155,11 @@ class SampledTask(Task):
 
 
 def sampled_task(data: MultiBehaviorData, config: SampledConfig) -> SampledTask:
-    """The sampled task with `config.loss`: of the target behavior, or, when the config makes
-    several behaviors' pairs positives, one loss per behavior weighted by
+    """The sampled task with `config.loss`: on the target score, or, when the scorer gives
+    several positive behaviors their own logits, one loss per behavior weighted by
     `config.positive_behavior_weights`."""
     behaviors = config.positive_behaviors(tuple(data.behaviors))
-    if len(behaviors) <= 1:
+    if len(behaviors) <= 1 or not config.scores_per_behavior():
         return SampledTask(config.loss)
     weights = config.positive_behavior_weights(behaviors)
     return SampledTask(config.loss, behaviors=behaviors, behavior_weights=weights)
