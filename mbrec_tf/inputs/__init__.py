@@ -8,6 +8,13 @@ Both shard by `input_context` for `tf.distribute`, and keep their per-epoch stat
 """
 
 from mbrec_tf.inputs.sampled_examples import SampledExamples, sampled_examples
-from mbrec_tf.inputs.user_batches import ragged_rows, training_users, user_batches
+from mbrec_tf.inputs.user_batches import ragged_rows, ragged_values, training_users, user_batches
 
-__all__ = ["SampledExamples", "ragged_rows", "sampled_examples", "training_users", "user_batches"]
+__all__ = [
+    "SampledExamples",
+    "ragged_rows",
+    "ragged_values",
+    "sampled_examples",
+    "training_users",
+    "user_batches",
+]

@@ -26,6 +26,17 @@ def ragged_rows(matrix: sp.csr_matrix) -> tf.RaggedTensor:
     )
 
 
+def ragged_values(matrix: sp.csr_matrix, scale: float, offset: float) -> tf.RaggedTensor:
+    """`offset + scale · value` of each stored entry of a CSR matrix, row by row (float32)."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sort_indices()
+    return tf.RaggedTensor.from_row_splits(
+        tf.constant((offset + scale * matrix.data).astype(np.float32)),
+        tf.constant(matrix.indptr.astype(np.int64)),
+        validate=False,
+    )
+
+
 def training_users(data: MultiBehaviorData, behaviors: Sequence[str] | None = None) -> np.ndarray:
     """Users with at least one training interaction in `behaviors` (default: all)."""
     counts = np.zeros(data.num_users, dtype=np.int64)
@@ -53,6 +64,10 @@ def user_batches(
 ) -> tf.data.Dataset:
     """One epoch of `{"user": int32 [B], "positives": {behavior: int32 ragged [B, None]}}`.
 
+    With `config.confidence_alpha` > 0 (WMF) each batch also has `positive_weights`: per
+    behavior, the confidence c⁺ + α r_uv of each positive, r_uv the value stored in the
+    training matrix (the interaction count where a dataset keeps counts, else 1).
+
     Every behavior of `data` is included (restrict `data` to choose them). Users without any
     training interaction are left out (they carry no signal for a whole-data loss). Shuffled
     with `seed`, afresh each epoch, when `shuffle`. With an `input_context`, each input
@@ -62,12 +77,22 @@ def user_batches(
     behaviors = tuple(data.behaviors)
     users = training_users(data, behaviors)
     rows = {b: ragged_rows(data.train[b]) for b in behaviors}
+    alpha = float(getattr(config, "confidence_alpha", 0.0))
+    positive_weight = float(getattr(config, "positive_weight", 1.0))
+    confidences = {
+        b: ragged_values(data.train[b], alpha, positive_weight) for b in behaviors if alpha > 0
+    }
 
     def gather(user_batch: tf.Tensor) -> dict:
-        return {
+        batch = {
             "user": user_batch,
             "positives": {b: tf.gather(rows[b], user_batch) for b in behaviors},
         }
+        if alpha > 0:
+            batch["positive_weights"] = {
+                b: tf.gather(confidences[b], user_batch) for b in behaviors
+            }
+        return batch
 
     dataset = tf.data.Dataset.from_tensor_slices(users)
     if shuffle:

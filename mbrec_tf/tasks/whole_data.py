@@ -19,7 +19,9 @@ summed over *every* item, not a sample. Two forms are provided:
 
 Positives are given flat, as (row in the batch, item id) pairs, e.g. the `value_rowids()`
 and `values` of a ragged `[B, None]` tensor of item ids; each pair must appear once.
-`negative_weight` is a scalar (uniform c⁻) or a `[num_items]` vector (item-dependent c⁻).
+`negative_weight` is a scalar (uniform c⁻) or a `[num_items]` vector (item-dependent c⁻);
+`positive_weight` is a scalar c⁺ or one weight per positive pair (WMF's confidence
+c⁺_uv = c⁺ + α r_uv from interaction counts r, given as the batch's `positive_weights`).
 
 `WholeDataTask` combines the losses of several behaviors that share P and Q and differ in
 a prediction vector h_k: EHCF (h_k learned and transferred), CMF (every behavior, h_k = 1)
@@ -139,7 +141,7 @@ def decoupled_loss(
     negative_weight: tf.Tensor | float,
     *,
     item_gram: tf.Tensor | None = None,
-    positive_weight: float = 1.0,
+    positive_weight: tf.Tensor | float = 1.0,
 ) -> tf.Tensor:
     """The exact whole-data loss of a user batch without any `|B| × |V|` tensor.
 
@@ -181,7 +183,7 @@ def decoupled_losses(
     positive_negative_weights: tf.Tensor | float,
     item_grams: tf.Tensor,
     *,
-    positive_weight: float = 1.0,
+    positive_weight: tf.Tensor | float = 1.0,
 ) -> tf.Tensor:
     """`decoupled_loss` of K tasks at once, with scores R̂_k(u, v) = h_kᵀ (p_u ⊙ q_v).
 
@@ -238,7 +240,7 @@ def losses_from_scores(
     positive_negative_weights: tf.Tensor | float,
     item_grams: tf.Tensor,
     *,
-    positive_weight: float = 1.0,
+    positive_weight: tf.Tensor | float = 1.0,
 ) -> tf.Tensor:
     """`[K]` decoupled losses from the positives' scores and the per-task item Grams."""
     num_tasks = tf.shape(prediction_vectors)[0]
@@ -260,11 +262,12 @@ def dense_loss(
     positive_items: tf.Tensor,
     negative_weight: tf.Tensor | float,
     *,
-    positive_weight: float = 1.0,
+    positive_weight: tf.Tensor | float = 1.0,
 ) -> tf.Tensor:
     """The brute-force weighted regression Σ_u Σ_v c_uv (R − R̂)² over the full score matrix.
 
-    Same arguments as `decoupled_loss`. Costs O(|B| |V| d) time and O(|B| |V|) memory.
+    Same arguments as `decoupled_loss` (`positive_weight` may also be one weight per
+    positive pair). Costs O(|B| |V| d) time and O(|B| |V|) memory.
     """
     scores = tf.matmul(queries, items, transpose_b=True)
     indices = tf.stack([tf.cast(positive_rows, tf.int64), tf.cast(positive_items, tf.int64)], 1)
@@ -273,16 +276,26 @@ def dense_loss(
         tf.ones_like(positive_rows, dtype=scores.dtype),
         tf.shape(scores, out_type=tf.int64),
     )
+    positive = tf.broadcast_to(tf.cast(positive_weight, scores.dtype), tf.shape(positive_rows))
+    positive_weights = tf.scatter_nd(indices, positive, tf.shape(scores, out_type=tf.int64))
     weight = tf.convert_to_tensor(negative_weight, dtype=scores.dtype)
-    weights = weight + labels * (positive_weight - weight)
+    weights = weight * (1.0 - labels) + positive_weights
     return tf.reduce_sum(weights * tf.square(labels - scores))
 
 
 def positive_constant(
-    num_positives: tf.Tensor | int, positive_weight: float = 1.0, dtype: tf.DType = tf.float32
+    num_positives: tf.Tensor | int,
+    positive_weight: tf.Tensor | float = 1.0,
+    dtype: tf.DType = tf.float32,
 ) -> tf.Tensor:
-    """The parameter-free part c⁺ · |R_B| by which `dense_loss` exceeds `decoupled_loss`."""
-    return positive_weight * tf.cast(num_positives, dtype)
+    """The parameter-free part c⁺ · |R_B| by which `dense_loss` exceeds `decoupled_loss`.
+
+    With one weight per positive pair (a `[N]` tensor) it is their sum Σ c⁺_uv.
+    """
+    weight = tf.cast(positive_weight, dtype)
+    if weight.shape.rank:
+        return tf.reduce_sum(weight)
+    return weight * tf.cast(num_positives, dtype)
 
 
 def popularity_negative_weights(
@@ -443,16 +456,42 @@ class WholeDataTask(Task):
         L̃_k omits the parameter-free constant c⁺ · |positives of k|; `with_constant` adds
         it back, giving the weighted squared error Σ_u Σ_v c_uv (R − R̂)² itself (what is
         logged: positive, and falling as the model fits). Gradients are the same. A training
-        `step` with `gram_every` > 1 takes the refreshed-Gram step.
+        `step` with `gram_every` > 1 takes the refreshed-Gram step. `outputs` may carry
+        `positive_weights`: per behavior, a ragged c⁺ of each positive (else c⁺ for all).
         """
         losses = self._losses_without_constant(positives, outputs, loss or self.loss_kind, step)
         if not with_constant:
             return losses
         dtype = losses[0].dtype
         return [
-            value + positive_constant(tf.size(positives[b].values), self.positive_weight, dtype)
-            for value, b in zip(losses, self.behaviors, strict=True)
+            value + positive_constant(tf.size(positives[b].values), weight, dtype)
+            for value, b, weight in zip(
+                losses, self.behaviors, self._positive_weights(outputs, dtype), strict=True
+            )
         ]
+
+    def _positive_weights(
+        self, outputs: Mapping[str, tf.Tensor], dtype: tf.DType
+    ) -> list[tf.Tensor | float]:
+        """c⁺ per behavior: `[N_k]` weights of its positives, or the scalar c⁺."""
+        given = outputs.get("positive_weights", {})
+        return [
+            tf.cast(given[b].values, dtype) if b in given else self.positive_weight
+            for b in self.behaviors
+        ]
+
+    def _flat_positive_weights(
+        self, outputs: Mapping[str, tf.Tensor], dtype: tf.DType
+    ) -> tf.Tensor | float:
+        """c⁺ of every positive in `flatten_positives` order, or the scalar c⁺."""
+        given = outputs.get("positive_weights")
+        if not given:
+            return self.positive_weight
+        missing = [b for b in self.behaviors if b not in given]
+        if missing:
+            raise ValueError(f"positive_weights of every behavior or none; missing {missing}")
+        weights = [tf.cast(given[b].values, dtype) for b in self.behaviors]
+        return weights[0] if len(weights) == 1 else tf.concat(weights, 0)
 
     def _losses_without_constant(
         self,
@@ -466,12 +505,14 @@ class WholeDataTask(Task):
         vectors = outputs["prediction_vectors"]
         dtype = items.dtype
         if loss == "dense":
+            weights = self._positive_weights(outputs, dtype)
             return [
-                self._dense_loss(user_vectors * vectors[k], items, positives[b], k)
+                self._dense_loss(user_vectors * vectors[k], items, positives[b], k, weights[k])
                 for k, b in enumerate(self.behaviors)
             ]
 
         rows, item_ids, tasks = flatten_positives(positives, self.behaviors)
+        positive_weight = self._flat_positive_weights(outputs, dtype)
         refreshed = self.refreshed_gram is not None and step is not None
         positive_weights = self.pair_negative_weights(tasks, item_ids, dtype)
         if refreshed:
@@ -490,7 +531,7 @@ class WholeDataTask(Task):
                 tasks,
                 positive_weights,
                 item_grams,
-                positive_weight=self.positive_weight,
+                positive_weight=positive_weight,
             )
         else:
             losses = decoupled_losses(
@@ -502,7 +543,7 @@ class WholeDataTask(Task):
                 tasks,
                 positive_weights,
                 self.item_grams(items),
-                positive_weight=self.positive_weight,
+                positive_weight=positive_weight,
             )
         return tf.unstack(losses, num=len(self.behaviors))
 
@@ -536,19 +577,25 @@ class WholeDataTask(Task):
         return weights
 
     def _dense_loss(
-        self, queries: tf.Tensor, items: tf.Tensor, positives: tf.RaggedTensor, k: int
+        self,
+        queries: tf.Tensor,
+        items: tf.Tensor,
+        positives: tf.RaggedTensor,
+        k: int,
+        positive_weight: tf.Tensor | float | None = None,
     ) -> tf.Tensor:
-        """Brute-force loss of behavior k minus its constant c⁺ · |positives|."""
+        """Brute-force loss of behavior k minus its constant Σ c⁺ over its positives."""
+        positive_weight = self.positive_weight if positive_weight is None else positive_weight
         value = dense_loss(
             queries,
             items,
             positives.value_rowids(),
             positives.values,
             self.negative_weight(k, items.dtype),
-            positive_weight=self.positive_weight,
+            positive_weight=positive_weight,
         )
         return value - positive_constant(
-            tf.size(positives.values), self.positive_weight, dtype=items.dtype
+            tf.size(positives.values), positive_weight, dtype=items.dtype
         )
 
     def weighted_sum(self, losses: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -567,6 +614,8 @@ class WholeDataTask(Task):
         return self.weighted_sum(losses)
 
     def call(self, batch, outputs, training=False, step=None):
+        if "positive_weights" in batch:
+            outputs = {**outputs, "positive_weights": batch["positive_weights"]}
         losses = self.behavior_losses(
             batch["positives"], outputs, with_constant=True, step=step if training else None
         )

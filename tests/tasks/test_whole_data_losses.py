@@ -1,9 +1,13 @@
 """Whole-data losses: the decoupled form equals the brute-force regression, value and gradient."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from mbrec_tf import registry
+from mbrec_tf.data.testing import random_data
 from mbrec_tf.tasks import whole_data
 
 NUM_USERS, NUM_ITEMS, DIM = 7, 11, 5
@@ -20,10 +24,11 @@ def _random_problem(seed: int = 0, item_weights: bool = False):
     return queries, items, rows, columns, mask.astype(np.float64), weight
 
 
-def _numpy_regression(queries, items, labels, weight) -> float:
-    """Σ_u Σ_v c_uv (R − R̂)² written out in NumPy, c⁺ = 1."""
-    scores = queries.numpy() @ items.numpy().T
-    weights = np.where(labels > 0, 1.0, np.broadcast_to(weight, labels.shape))
+def _numpy_regression(queries, items, labels, weight, positive_weight=1.0) -> float:
+    """Σ_u Σ_v c_uv (R − R̂)² written out in NumPy: c⁺ (a scalar or per entry) on positives."""
+    scores = np.asarray(queries) @ np.asarray(items).T
+    positive = np.broadcast_to(positive_weight, labels.shape)
+    weights = np.where(labels > 0, positive, np.broadcast_to(weight, labels.shape))
     return float(np.sum(weights * (labels - scores) ** 2))
 
 
@@ -52,7 +57,7 @@ def test_decoupled_equals_brute_force_value_and_gradients(item_weights):
         dense = whole_data.dense_loss(queries, items, rows, columns, weight)
     constant = float(whole_data.positive_constant(len(rows), dtype=tf.float64))
     assert constant == len(rows)
-    expected = _numpy_regression(queries, items, labels, weight)
+    expected = _numpy_regression(queries.numpy(), items.numpy(), labels, weight)
     assert float(dense) == pytest.approx(expected, rel=1e-12)
     assert float(decoupled) == pytest.approx(expected - constant, rel=1e-12)
     for variable in (queries, items):
@@ -140,3 +145,70 @@ def test_popularity_negative_weights():
     assert whole_data.popularity_negative_weights(counts, 0.5, 0.7).mean() == pytest.approx(0.5)
     with pytest.raises(ValueError):
         whole_data.popularity_negative_weights(np.zeros(3), 0.5, 1.0)
+
+
+def _with_counts(data, seed: int = 0):
+    """`data` whose training matrices hold interaction counts 1..4 instead of 0/1."""
+    rng = np.random.default_rng(seed)
+    train = {}
+    for behavior, matrix in data.train.items():
+        counted = matrix.copy()
+        counted.data = rng.integers(1, 5, counted.nnz).astype(np.float32)
+        train[behavior] = counted
+    return dataclasses.replace(data, train=train)
+
+
+def _registered_losses(name: str, data, **overrides):
+    """(decoupled total, dense total, their gradients, the float64 scorer, the task) of
+    one full batch of a registered whole-data model."""
+    spec = registry.get(name)
+    config = registry.resolve_config(
+        name, data.name, {"embedding_dim": 4, "batch_size": data.num_users, **overrides}
+    )
+    trained = spec.training_data(data, config)
+    tf.keras.utils.set_random_seed(0)
+    model = spec.scorer(trained, config, dtype="float64")
+    rng = np.random.default_rng(1)
+    for variable in model.trainable_variables:  # away from the ~0 initialisation
+        variable.assign(rng.normal(size=variable.shape))
+    batch = next(iter(spec.build_inputs(data, config, seed=0)))
+    assert int(tf.size(batch["user"])) == data.num_users
+    totals, gradients = {}, {}
+    for loss in ("decoupled", "dense"):
+        task = spec.task(trained, dataclasses.replace(config, loss=loss))
+        with tf.GradientTape() as tape:
+            totals[loss], _ = task(batch, model(batch))
+        gradients[loss] = tape.gradient(totals[loss], model.trainable_variables)
+    return totals, gradients, model, task, trained, batch
+
+
+def _check_gradients(gradients, model):
+    for fast, slow, variable in zip(
+        gradients["decoupled"], gradients["dense"], model.trainable_variables, strict=True
+    ):
+        fast, slow = tf.convert_to_tensor(fast).numpy(), tf.convert_to_tensor(slow).numpy()
+        assert np.abs(slow).max() > 0, variable.name
+        assert np.abs(fast - slow).max() / np.abs(slow).max() < 1e-8, variable.name
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7], ids=["plain", "confidence"])
+@pytest.mark.parametrize("counts", [False, True], ids=["binary", "counts"])
+def test_wmf_loss_equals_brute_force(alpha, counts):
+    data = random_data(num_users=9, num_items=13, seed=3)
+    data = _with_counts(data) if counts else data
+    totals, gradients, model, task, trained, batch = _registered_losses(
+        "wmf", data, confidence_alpha=alpha, negative_weight=("0.3",), positive_weight=1.5
+    )
+    assert trained.behaviors == ("buy",)
+    assert ("positive_weights" in batch) == (alpha > 0)
+    # users are shuffled in the batch: brute force over the batch's own order
+    users = batch["user"].numpy()
+    counts_matrix = data.target_train.toarray()[users]
+    labels = (counts_matrix > 0).astype(np.float64)
+    confidence = 1.5 + alpha * counts_matrix  # c⁺ + α r
+    expected = _numpy_regression(
+        model.user_table.numpy()[users], model.item_table.numpy(), labels, 0.3, confidence
+    )
+    assert float(totals["decoupled"]) == pytest.approx(expected, rel=1e-10)
+    assert float(totals["dense"]) == pytest.approx(expected, rel=1e-10)
+    _check_gradients(gradients, model)
