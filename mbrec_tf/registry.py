@@ -15,7 +15,7 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.models import ehcf, ehcf_memory, mbncf, mf, ncf, popularity, touched, wmf
+from mbrec_tf.models import cmf, ehcf, ehcf_memory, mbncf, mf, ncf, popularity, touched, wmf
 from mbrec_tf.models.base import Recommender
 from mbrec_tf.tasks import closed_form, sampled, whole_data, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
@@ -153,6 +153,15 @@ _SPECS: tuple[ModelSpec, ...] = (
         training_data=target_only,
         dataset_defaults=wmf.DATASET_DEFAULTS,
         description="WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
+    ),
+    ModelSpec(
+        name="cmf",
+        config_cls=cmf.CMFConfig,
+        scorer=cmf.build,
+        task=whole_data.whole_data_task,
+        inputs=inputs.user_batches,
+        dataset_defaults=cmf.DATASET_DEFAULTS,
+        description="CMF: every behavior factorised with shared user and item embeddings.",
     ),
     ModelSpec(
         name="bpr",

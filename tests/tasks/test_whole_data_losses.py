@@ -212,3 +212,34 @@ def test_wmf_loss_equals_brute_force(alpha, counts):
     assert float(totals["decoupled"]) == pytest.approx(expected, rel=1e-10)
     assert float(totals["dense"]) == pytest.approx(expected, rel=1e-10)
     _check_gradients(gradients, model)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6], ids=["uniform", "item_dependent"])
+def test_cmf_loss_equals_brute_force(alpha):
+    data = random_data(num_users=9, num_items=13, seed=4)
+    totals, gradients, model, task, trained, batch = _registered_losses(
+        "cmf",
+        data,
+        negative_weight=("view:0.2", "cart:0.1", "buy:0.3"),
+        negative_weight_alpha=alpha,
+        loss_coefficients=("view:1", "cart:2", "buy:3"),
+    )
+    assert trained.behaviors == ("view", "cart", "buy")
+    np.testing.assert_allclose(task.loss_coefficients, [1 / 6, 2 / 6, 3 / 6])
+    users = batch["user"].numpy()
+    queries, items = model.user_table.numpy()[users], model.item_table.numpy()
+    expected = sum(
+        coefficient
+        * _numpy_regression(
+            queries,
+            items,
+            (data.train[b].toarray()[users] > 0).astype(np.float64),
+            task.negative_weight(k, tf.float64).numpy(),
+        )
+        for k, (b, coefficient) in enumerate(
+            zip(data.behaviors, task.loss_coefficients, strict=True)
+        )
+    )
+    assert float(totals["decoupled"]) == pytest.approx(expected, rel=1e-10)
+    assert float(totals["dense"]) == pytest.approx(expected, rel=1e-10)
+    _check_gradients(gradients, model)
