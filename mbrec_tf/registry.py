@@ -15,9 +15,20 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf import inputs, optimizers
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.models import cmf, ehcf, ehcf_memory, mbncf, mf, ncf, popularity, touched, wmf
+from mbrec_tf.models import (
+    cmf,
+    ehcf,
+    ehcf_memory,
+    expomf,
+    mbncf,
+    mf,
+    ncf,
+    popularity,
+    touched,
+    wmf,
+)
 from mbrec_tf.models.base import Recommender
-from mbrec_tf.tasks import closed_form, sampled, whole_data, whole_data_memory
+from mbrec_tf.tasks import closed_form, exposure_em, sampled, whole_data, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
 
 InputBuilder = Callable[..., tf.data.Dataset]
@@ -153,6 +164,16 @@ _SPECS: tuple[ModelSpec, ...] = (
         training_data=target_only,
         dataset_defaults=wmf.DATASET_DEFAULTS,
         description="WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
+    ),
+    ModelSpec(
+        name="expomf",
+        config_cls=expomf.ExpoMFConfig,
+        scorer=expomf.build,
+        task=exposure_em.expomf_fit,
+        inputs=None,
+        training_data=target_only,
+        description="ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
+        "(Liang et al. 2016).",
     ),
     ModelSpec(
         name="cmf",

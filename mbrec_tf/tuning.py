@@ -110,6 +110,9 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
     negatives, learning rate and ℓ2 on the batch embeddings. Only the fields the model has.
     """
     spec = registry.get(model)
+    own_space = getattr(spec.config_cls, "search_space", None)
+    if own_space is not None:  # a model's own default (e.g. ExpoMF's EM settings)
+        return parse_search_space(own_space, f"{model}'s default search space")
     if spec.closed_form:
         raise UserError(f"{model} is fitted in closed form: it has no hyper-parameters to tune")
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}

@@ -11,7 +11,9 @@ from mbrec_tf import registry
 from mbrec_tf.serving import export as export_lib
 
 
-@pytest.mark.parametrize("name", ["ehcf", "mbncf", "wmf", "cmf"])  # factorised ones and an MLP
+@pytest.mark.parametrize(
+    "name", ["ehcf", "mbncf", "wmf", "cmf", "expomf"]
+)  # factorised ones and an MLP
 def test_registered_model_exports(name, string_data, tmp_path):
     if name not in registry.REGISTRY:
         pytest.skip(f"{name} is not registered")
