@@ -31,5 +31,9 @@ setuptools.setup(
         # pipelines.reproduce: the papers' figures as PNG.
         "matplotlib>=3.8",
     ],
-    extras_require={"dev": ["pytest>=8.0", "ruff>=0.5", "dill>=0.3"]},  # dill: tfds.testing
+    extras_require={
+        "dev": ["pytest>=8.0", "ruff>=0.5", "dill>=0.3"],  # dill: tfds.testing
+        # pipelines.benchmark --als_iterations: implicit's ALS, side by side with EHCF.
+        "benchmark": ["implicit>=0.7", "threadpoolctl>=3.0"],
+    },
 )

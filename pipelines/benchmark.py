@@ -11,8 +11,26 @@ Measures, in one process:
     hyper-parameter (EHCF and the other whole-data models), so the speed-up is measured;
   - seconds for one full-ranking evaluation of every test user at `--metrics_k` (median and
     min over `--eval_repeats` calls after a warm-up call);
-  - peak resident memory of the process (`resource.getrusage`).
+  - peak resident memory of the process (Linux: VmHWM, also after loading the data and
+    during the training alone).
 Prints a summary and writes it, with machine, date and command, to `--output_json`.
+
+Scale (shop-sized data such as `mbrec_synthetic/xl`):
+  - `--user_fractions=0.1,0.3`: the training epoch also on seeded samples of those shares
+    of the users (every item kept), smallest first and before the whole data, with the
+    growth of the epoch time against the growth of users and interactions, and each
+    size's peak RSS (Linux: the peak is reset before each size; the whole data stays
+    loaded throughout, so it is counted in every size);
+  - `--als_iterations=N`: N iterations of `implicit`'s ALS (conjugate gradient, the
+    library's default) on the union of every behavior's training pairs of the largest
+    sample, same d and threads: EHCF seconds per epoch / ALS seconds per iteration
+    (`pip install -e ".[benchmark]"`);
+  - `--profile_steps=N`: where a step's time goes, over N batches: the input pipeline, the
+    whole step on batches already in memory, the item Gram with its gradient, the
+    optimizer's update, and the rest (gathers, positives, user Gram, dropout);
+  - `--eval_users=N`: time the evaluation of a seeded sample of N test users;
+  - `--threads=T`: T threads for TensorFlow's ops (and ALS); default: every core.
+The same command runs on a GPU when TensorFlow sees one (nothing here pins a device).
 """
 
 from __future__ import annotations
@@ -32,12 +50,15 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import registry, training  # noqa: E402
 from mbrec_tf.data.dataset import MultiBehaviorData  # noqa: E402
+from mbrec_tf.errors import UserError  # noqa: E402
 from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -57,6 +78,29 @@ def define_flags() -> None:
     flags.DEFINE_list("metrics_k", ["10", "50", "100", "200"], "Cut-offs K of the evaluation.")
     flags.DEFINE_integer("seed", 42, "Random seed.")
     flags.DEFINE_string("output_json", None, "Where to write the figures (JSON).")
+    common.define_eval_users_flag()
+    flags.DEFINE_list(
+        "user_fractions",
+        [],
+        "Also time training epochs on seeded samples of these shares of the users "
+        "(e.g. 0.1,0.3,1), and print how the epoch time grows with them.",
+    )
+    flags.DEFINE_integer(
+        "als_iterations",
+        0,
+        "Also time this many iterations of implicit's ALS on the same data, d and threads "
+        "(needs the benchmark extra: pip install -e '.[benchmark]').",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "profile_steps",
+        0,
+        "Also time the pieces of the training step over this many batches.",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "threads", 0, "Threads for TensorFlow's ops and ALS (0: every core).", lower_bound=0
+    )
     flags.mark_flag_as_required("model")
 
 
@@ -81,9 +125,27 @@ class EpochTimer(tf.keras.callbacks.Callback):
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
+    """Peak resident set size of this process since the start or the last
+    `reset_peak_rss` (Linux: VmHWM; elsewhere getrusage, since the start)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def reset_peak_rss() -> bool:
+    """Starts a new peak-RSS measurement where the OS allows it (Linux); True if done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def summary(seconds: list[float]) -> dict[str, Any]:
@@ -119,11 +181,21 @@ def time_training(
     }
 
 
-def time_evaluation(model: Any, data: MultiBehaviorData, ks: tuple[int, ...], repeats: int):
-    """Full-ranking evaluation of every test user: one warm-up call, then timed calls."""
+def time_evaluation(
+    model: Any,
+    data: MultiBehaviorData,
+    ks: tuple[int, ...],
+    repeats: int,
+    eval_users: int | None = None,
+    seed: int = 42,
+):
+    """Full-ranking evaluation of the test users (a seeded sample of `eval_users` of them):
+    one warm-up call, then timed calls."""
     from mbrec_tf.evaluation import Evaluator
 
-    evaluator = Evaluator(data, split="test", ks=ks, protocols=("full",))
+    evaluator = Evaluator(
+        data, split="test", ks=ks, protocols=("full",), sample_users=eval_users, seed=seed
+    )
     metrics = evaluator(model)
     seconds = []
     for _ in range(repeats):
@@ -159,6 +231,160 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def user_sample(data: MultiBehaviorData, fraction: float, seed: int) -> MultiBehaviorData:
+    """`data` restricted to a seeded sample of `fraction` of its users (in user order)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"user fractions must be in (0, 1], got {fraction}")
+    count = max(1, round(fraction * data.num_users))
+    if count >= data.num_users:
+        return data
+    rng = np.random.default_rng(seed)
+    return data.with_users(np.sort(rng.choice(data.num_users, count, replace=False)))
+
+
+def interactions(data: MultiBehaviorData) -> int:
+    """Training pairs over every behavior."""
+    return int(sum(matrix.nnz for matrix in data.train.values()))
+
+
+def size_record(
+    fraction: float, data: MultiBehaviorData, train: dict[str, Any], peak: int
+) -> dict[str, Any]:
+    """The figures of one user sample: its sizes, epoch times and peak RSS."""
+    return {
+        "fraction": fraction,
+        "users": data.num_users,
+        "items": data.num_items,
+        "interactions": interactions(data),
+        "epoch": train,
+        "epoch_seconds": train["median"],
+        "peak_rss_bytes": peak,
+    }
+
+
+def with_growth(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`sizes` (smallest first) with the growth of time, users and interactions from the
+    smallest one."""
+    first = sizes[0]
+    for size in sizes:
+        size["growth"] = {
+            "seconds": size["epoch_seconds"] / first["epoch_seconds"],
+            "users": size["users"] / first["users"],
+            "interactions": size["interactions"] / first["interactions"],
+        }
+    return sizes
+
+
+def time_user_fractions(
+    spec: registry.ModelSpec,
+    config: Any,
+    data: MultiBehaviorData,
+    fractions: list[float],
+    warmup_epochs: int,
+    timed_epochs: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Training epochs on seeded samples of these shares (< 1) of the users, smallest
+    first; each with the peak RSS of its own training (the whole data stays loaded)."""
+    sizes = []
+    for fraction in sorted(fractions):
+        sample = user_sample(data, fraction, seed)
+        reset_peak_rss()
+        _, train = time_training(spec, config, sample, warmup_epochs, timed_epochs, seed)
+        sizes.append(size_record(fraction, sample, train, peak_rss_bytes()))
+        del sample
+    return sizes
+
+
+def time_als(
+    data: MultiBehaviorData, factors: int, iterations: int, threads: int, seed: int
+) -> dict[str, Any]:
+    """Seconds per iteration of `implicit`'s ALS on every behavior's training pairs."""
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+    except ImportError as error:
+        raise UserError(
+            f"--als_iterations needs the benchmark extra ({error}): pip install -e '.[benchmark]'"
+        ) from error
+    union = sum(data.train.values(), sp.csr_matrix((data.num_users, data.num_items)))
+    union = sp.csr_matrix(union, dtype=np.float32)
+    union.data[:] = 1.0
+    seconds: list[float] = []
+    # implicit runs its own threads; one BLAS thread each, as the library recommends.
+    with threadpool_limits(1, "blas"):
+        als = AlternatingLeastSquares(
+            factors=factors, iterations=iterations, num_threads=threads, random_state=seed
+        )
+        als.fit(union, show_progress=False, callback=lambda _, elapsed, __: seconds.append(elapsed))
+    return summary(seconds) | {"interactions": int(union.nnz), "factors": factors}
+
+
+def profile_step(
+    spec: registry.ModelSpec, config: Any, data: MultiBehaviorData, steps: int, seed: int
+) -> dict[str, Any]:
+    """Seconds per epoch of the training step's pieces, measured over `steps` batches.
+
+    `input_pipeline`: reading the batches; `step`: whole training steps on batches already
+    in memory; `item_gram`: the item Grams and their gradient; `optimizer`: the update of
+    the item table (dense) and of the batch's user rows; `rest`: step − Gram − optimizer
+    (gathers, the positives' scores and gradients, the user Gram, dropout, the loss).
+    Each is scaled from `steps` batches to the epoch's number of batches.
+    """
+    tf.keras.utils.set_random_seed(seed)
+    model = training.build(spec, config, data)
+    inputs = spec.build_inputs(data, config, seed)
+    epoch_steps = int(inputs.cardinality().numpy())
+    steps = min(steps, epoch_steps)
+    start = time.perf_counter()
+    batches = list(inputs.take(steps))
+    input_seconds = time.perf_counter() - start
+    step = tf.function(model.train_step)
+    step(batches[0])  # traces the step and builds the optimizer's slots
+
+    def timed(function, arguments) -> float:
+        start = time.perf_counter()
+        for argument in arguments:
+            function(argument)
+        return time.perf_counter() - start
+
+    step_seconds = timed(step, batches)
+    items = model.item_table if hasattr(model, "item_table") else None
+    pieces: dict[str, float] = {"input_pipeline": input_seconds, "step": step_seconds}
+    task = model.task
+    if items is not None and hasattr(task, "item_grams"):
+        upstream = tf.random.normal([len(task.behaviors), items.shape[1], items.shape[1]])
+
+        @tf.function
+        def gram_and_gradient(_):
+            with tf.GradientTape() as tape:
+                value = tf.reduce_sum(task.item_grams(tf.convert_to_tensor(items)) * upstream)
+            return tape.gradient(value, items)
+
+        gram_and_gradient(0)
+        pieces["item_gram"] = timed(gram_and_gradient, range(steps))
+        user_table = model.user_table
+        user_rows = [tf.cast(batch["user"], tf.int32) for batch in batches]
+
+        @tf.function
+        def update(users):
+            dim = items.shape[1]
+            rows = tf.IndexedSlices(
+                tf.zeros([tf.size(users), dim]), users, tf.shape(user_table, out_type=tf.int32)
+            )
+            model.optimizer.apply_gradients([(tf.zeros_like(items), items), (rows, user_table)])
+
+        update(user_rows[0])
+        pieces["optimizer"] = timed(update, user_rows)
+        pieces["rest"] = step_seconds - pieces["item_gram"] - pieces["optimizer"]
+    scale = epoch_steps / steps
+    return {
+        "steps_timed": steps,
+        "steps_per_epoch": epoch_steps,
+        "seconds_per_epoch": {name: value * scale for name, value in pieces.items()},
+    }
+
+
 def run(
     model_name: str,
     dataset: str,
@@ -171,6 +397,11 @@ def run(
     eval_repeats: int = 3,
     ks: tuple[int, ...] = (10, 50, 100, 200),
     seed: int = 42,
+    eval_users: int | None = None,
+    user_fractions: list[float] | None = None,
+    als_iterations: int = 0,
+    profile_steps: int = 0,
+    threads: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the benchmark for one model on already loaded data."""
     spec = registry.get(model_name)
@@ -185,15 +416,33 @@ def run(
         "machine": machine_info(),
     }
 
+    # Smaller user samples first, so each one's peak RSS is its own (where it can be reset).
+    smaller = [f for f in user_fractions or [] if f < 1.0]
+    sizes = time_user_fractions(spec, config, data, smaller, warmup_epochs, timed_epochs, seed)
+    reset_peak_rss()
     model, train = time_training(spec, config, data, warmup_epochs, timed_epochs, seed)
     results["train_epoch"] = train
     results["train_epoch_seconds"] = train["median"]
+    results["peak_rss_bytes_training"] = peak_rss_bytes()
+    if user_fractions:
+        sizes.append(size_record(1.0, data, train, results["peak_rss_bytes_training"]))
+        results["user_fractions"] = with_growth(sizes)
 
-    metrics, evaluation = time_evaluation(model, data, ks, eval_repeats)
+    metrics, evaluation = time_evaluation(model, data, ks, eval_repeats, eval_users, seed)
     results["eval"] = evaluation | {"num_users": int(metrics["num_users"]), "ks": list(ks)}
     results["eval_seconds"] = evaluation["median"]
     results["peak_rss_bytes_before_dense"] = peak_rss_bytes()
     del model
+
+    if profile_steps:
+        results["profile"] = profile_step(spec, config, data, profile_steps, seed)
+    if als_iterations:
+        results["als_iteration"] = time_als(
+            data, config.embedding_dim, als_iterations, threads, seed
+        )
+        results["ehcf_epoch_over_als_iteration"] = (
+            train["median"] / results["als_iteration"]["median"]
+        )
 
     # Only whole-data models have the brute-force "dense" form of their decoupled loss.
     if dense_timed_epochs and getattr(config, "loss", None) == "decoupled":
@@ -204,7 +453,10 @@ def run(
         results["dense_speedup"] = dense["median"] / train["median"]
     else:
         results["dense_epoch_seconds"] = None
-    results["peak_rss_bytes"] = peak_rss_bytes()
+    # The whole run's peak: the last measurement and the user samples' own peaks.
+    results["peak_rss_bytes"] = max(
+        [peak_rss_bytes(), *(size["peak_rss_bytes"] for size in results.get("user_fractions", []))]
+    )
     if hasattr(os, "getloadavg"):
         results["machine"]["load_average_at_end"] = list(os.getloadavg())
     return results
@@ -233,6 +485,30 @@ def report(results: dict[str, Any]) -> str:
         f"peak RSS: {results['peak_rss_bytes'] / 2**30:.2f} GiB "
         f"({results['peak_rss_bytes_before_dense'] / 2**30:.2f} GiB before the dense run)",
     ]
+    if "profile" in results:
+        profile = results["profile"]
+        pieces = ", ".join(f"{k} {v:.3f} s" for k, v in profile["seconds_per_epoch"].items())
+        lines.append(
+            f"step profile, per epoch of {profile['steps_per_epoch']} steps "
+            f"(from {profile['steps_timed']}): {pieces}"
+        )
+    for size in results.get("user_fractions", []):
+        growth = size["growth"]
+        lines.append(
+            f"{size['fraction']:g} of the users ({size['users']} users, {size['items']} items, "
+            f"{size['interactions']} interactions): epoch {size['epoch_seconds']:.3f} s; "
+            f"x{growth['seconds']:.2f} time for x{growth['users']:.2f} users, "
+            f"x{growth['interactions']:.2f} interactions; peak RSS "
+            f"{size['peak_rss_bytes'] / 2**30:.2f} GiB"
+        )
+    if "als_iteration" in results:
+        als = results["als_iteration"]
+        lines.append(
+            f"implicit ALS iteration ({als['interactions']} pairs, {als['factors']} factors): "
+            f"median {als['median']:.3f} s, min {als['min']:.3f} s -> "
+            f"{results['model']} epoch / ALS iteration = "
+            f"{results['ehcf_epoch_over_als_iteration']:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -240,8 +516,12 @@ def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # keep TFDS/TF INFO lines out of the figures
     start = time.perf_counter()
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
     load_seconds = time.perf_counter() - start
+    peak_rss_after_load = peak_rss_bytes()
     results = run(
         FLAGS.model,
         FLAGS.dataset.split("/")[0],
@@ -253,8 +533,15 @@ def main(argv: list[str]) -> None:
         eval_repeats=FLAGS.eval_repeats,
         ks=tuple(int(k) for k in FLAGS.metrics_k),
         seed=FLAGS.seed,
+        eval_users=FLAGS.eval_users,
+        user_fractions=[float(f) for f in FLAGS.user_fractions],
+        als_iterations=FLAGS.als_iterations,
+        profile_steps=FLAGS.profile_steps,
+        threads=FLAGS.threads or (os.cpu_count() or 1),
     )
     results["load_seconds"] = load_seconds
+    results["peak_rss_bytes_after_load"] = peak_rss_after_load
+    results["peak_rss_bytes"] = max(results["peak_rss_bytes"], peak_rss_after_load)
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results["command"] = " ".join(["python -m pipelines.benchmark", *sys.argv[1:]])
     print(report(results))

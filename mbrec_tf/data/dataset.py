@@ -165,6 +165,29 @@ class MultiBehaviorData:
             self, behaviors=tuple(order), train={b: self.train[b] for b in order}
         )
 
+    def with_users(self, users: Sequence[int]) -> MultiBehaviorData:
+        """The same data restricted to `users` (indices; they become 0..len-1 in that order).
+
+        Every item stays (the catalog does not shrink); the users' interactions, held-out
+        items, stored negatives and raw ids come along. For measuring cost against |U|.
+        """
+        users = np.asarray(users, dtype=np.int64)
+        if users.size and (users.min() < 0 or users.max() >= self.num_users):
+            raise ValueError(f"user indices must be in 0..{self.num_users - 1}")
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[users]
+
+        return dataclasses.replace(
+            self,
+            train={b: sp.csr_matrix(m[users]) for b, m in self.train.items()},
+            valid_items=self.valid_items[users],
+            test_items=self.test_items[users],
+            user_ids=self.user_ids[users],
+            valid_negatives=rows(self.valid_negatives),
+            test_negatives=rows(self.test_negatives),
+        )
+
     def statistics(self) -> dict[str, int]:
         """Users, items, training pairs per behavior and split sizes (as the READMEs list)."""
         stats: dict[str, int] = {"users": self.num_users, "items": self.num_items}

@@ -1,5 +1,7 @@
 """pipelines.benchmark on tiny random data: every figure is present and plausible."""
 
+import pytest
+
 from mbrec_tf.data.testing import random_data
 from pipelines import benchmark
 
@@ -26,3 +28,60 @@ def test_run_reports_every_figure():
     assert results["config"]["loss"] == "decoupled"
     assert "cpu_count" in results["machine"]
     assert "dense-loss epoch" in benchmark.report(results)
+
+
+def test_scale_figures_user_samples_profile_and_evaluation_sample():
+    data = random_data(num_users=30, num_items=25)
+    results = benchmark.run(
+        "ehcf",
+        "random",
+        data,
+        {"embedding_dim": 4, "batch_size": 8},
+        warmup_epochs=1,
+        timed_epochs=1,
+        dense_timed_epochs=0,
+        eval_repeats=1,
+        ks=(5,),
+        eval_users=9,
+        user_fractions=[0.5],
+        profile_steps=2,
+    )
+    assert results["eval"]["num_users"] == 9
+    half, whole = results["user_fractions"]
+    assert (half["users"], whole["users"]) == (15, 30)
+    assert half["items"] == whole["items"] == 25
+    assert half["growth"]["users"] == 1.0 and whole["growth"]["users"] == 2.0
+    assert whole["interactions"] == benchmark.interactions(data)
+    pieces = results["profile"]["seconds_per_epoch"]
+    assert {"input_pipeline", "step", "item_gram", "optimizer", "rest"} <= set(pieces)
+    assert results["profile"]["steps_per_epoch"] == 4  # 30 users in batches of 8
+    text = benchmark.report(results)
+    assert "0.5 of the users" in text and "step profile" in text
+
+
+def test_user_sample_is_seeded_and_keeps_each_users_data():
+    data = random_data(num_users=30, num_items=25)
+    sample = benchmark.user_sample(data, 0.4, seed=1)
+    assert sample.num_users == 12 and sample.num_items == 25
+    assert list(benchmark.user_sample(data, 0.4, seed=1).user_ids) == list(sample.user_ids)
+    index = {user: u for u, user in enumerate(data.user_ids)}
+    for row, user in enumerate(sample.user_ids):
+        u = index[user]
+        for behavior in data.behaviors:
+            assert list(sample.train[behavior][row].indices) == list(
+                data.train[behavior][u].indices
+            )
+        assert sample.test_items[row] == data.test_items[u]
+        assert list(sample.test_negatives[row]) == list(data.test_negatives[u])
+    assert benchmark.user_sample(data, 1.0, seed=1) is data
+
+
+def test_als_iterations_are_timed_when_implicit_is_installed():
+    pytest.importorskip("implicit")
+    data = random_data(num_users=20, num_items=25)
+    als = benchmark.time_als(data, factors=4, iterations=2, threads=1, seed=0)
+    pairs = {
+        (u, v) for matrix in data.train.values() for u, v in zip(*matrix.nonzero(), strict=True)
+    }
+    assert len(als["all"]) == 2 and all(s > 0 for s in als["all"])
+    assert (als["interactions"], als["factors"]) == (len(pairs), 4)
