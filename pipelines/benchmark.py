@@ -298,6 +298,7 @@ def time_user_fractions(
         reset_peak_rss()
         _, train = time_training(spec, config, sample, warmup_epochs, timed_epochs, seed)
         sizes.append(size_record(fraction, sample, train, peak_rss_bytes()))
+        print(f"{fraction:g} of the users: {sizes[-1]}", flush=True)
         del sample
     return sizes
 
@@ -331,7 +332,8 @@ def profile_step(
 ) -> dict[str, Any]:
     """Seconds per epoch of the training step's pieces, measured over `steps` batches.
 
-    `input_pipeline`: reading the batches; `step`: whole training steps on batches already
+    `input_pipeline`: reading the batches (after the first, whose start-up time is
+    `input_start_seconds`); `step`: whole training steps on batches already
     in memory; `item_gram`: the item Grams and their gradient; `optimizer`: the update of
     the item table (dense) and of the batch's user rows; `rest`: step − Gram − optimizer
     (gathers, the positives' scores and gradients, the user Gram, dropout, the loss).
@@ -342,11 +344,17 @@ def profile_step(
     inputs = spec.build_inputs(data, config, seed)
     epoch_steps = int(inputs.cardinality().numpy())
     steps = min(steps, epoch_steps)
+    iterator = iter(inputs)
     start = time.perf_counter()
-    batches = list(inputs.take(steps))
-    input_seconds = time.perf_counter() - start
-    step = tf.function(model.train_step)
-    step(batches[0])  # traces the step and builds the optimizer's slots
+    batches = [next(iterator)]
+    input_start_seconds = time.perf_counter() - start  # tables to tensors, shuffle buffer
+    start = time.perf_counter()
+    batches += [next(iterator) for _ in range(steps - 1)]
+    input_seconds = (time.perf_counter() - start) * steps / max(1, steps - 1)
+    # Batches differ in their number of positives: one generalised trace, not one each.
+    step = tf.function(model.train_step, reduce_retracing=True)
+    for batch in batches[:3]:
+        step(batch)  # traces the step (and its generalisation), builds optimizer slots
 
     def timed(function, arguments) -> float:
         start = time.perf_counter()
@@ -361,30 +369,46 @@ def profile_step(
     if items is not None and hasattr(task, "item_grams"):
         upstream = tf.random.normal([len(task.behaviors), items.shape[1], items.shape[1]])
 
+        every = max(1, int(getattr(task, "gram_every", 1)))
+
         @tf.function
-        def gram_and_gradient(_):
+        def gram_and_gradient():
             with tf.GradientTape() as tape:
                 value = tf.reduce_sum(task.item_grams(tf.convert_to_tensor(items)) * upstream)
             return tape.gradient(value, items)
 
-        gram_and_gradient(0)
-        pieces["item_gram"] = timed(gram_and_gradient, range(steps))
+        gram_and_gradient()
+        # With the Gram refreshed every N steps, one step in N pays for it.
+        refreshes = [None] * max(1, round(steps / every))
+        per_gram = timed(lambda _: gram_and_gradient(), refreshes) / len(refreshes)
+        pieces["item_gram"] = per_gram * steps / every
         user_table = model.user_table
-        user_rows = [tf.cast(batch["user"], tf.int32) for batch in batches]
+        dim = items.shape[1]
 
-        @tf.function
-        def update(users):
-            dim = items.shape[1]
-            rows = tf.IndexedSlices(
-                tf.zeros([tf.size(users), dim]), users, tf.shape(user_table, out_type=tf.int32)
+        def rows_of(ids: tf.Tensor, table: tf.Variable) -> tf.IndexedSlices:
+            return tf.IndexedSlices(
+                tf.zeros([tf.size(ids), dim]), ids, tf.shape(table, out_type=tf.int32)
             )
-            model.optimizer.apply_gradients([(tf.zeros_like(items), items), (rows, user_table)])
 
-        update(user_rows[0])
-        pieces["optimizer"] = timed(update, user_rows)
+        @tf.function(reduce_retracing=True)
+        def update(batch):
+            users = tf.cast(batch["user"], tf.int32)
+            if every > 1:  # item rows of the batch's positives only (a sparse update)
+                positives = [tf.cast(r.values, tf.int32) for r in batch["positives"].values()]
+                item_gradient = rows_of(tf.unique(tf.concat(positives, 0))[0], items)
+            else:
+                item_gradient = tf.zeros_like(items)
+            model.optimizer.apply_gradients(
+                [(item_gradient, items), (rows_of(users, user_table), user_table)]
+            )
+
+        for batch in batches[:3]:
+            update(batch)
+        pieces["optimizer"] = timed(update, batches)
         pieces["rest"] = step_seconds - pieces["item_gram"] - pieces["optimizer"]
     scale = epoch_steps / steps
     return {
+        "input_start_seconds": input_start_seconds,
         "steps_timed": steps,
         "steps_per_epoch": epoch_steps,
         "seconds_per_epoch": {name: value * scale for name, value in pieces.items()},
@@ -434,6 +458,7 @@ def run(
     results["train_epoch"] = train
     results["train_epoch_seconds"] = train["median"]
     results["peak_rss_bytes_training"] = peak_rss_bytes()
+    print(f"training epoch: {train}", flush=True)
     if user_fractions:
         sizes.append(size_record(1.0, data, train, results["peak_rss_bytes_training"]))
         results["user_fractions"] = with_growth(sizes)
@@ -444,8 +469,10 @@ def run(
     results["peak_rss_bytes_before_dense"] = peak_rss_bytes()
     del model
 
+    print(f"evaluation: {results['eval']}", flush=True)
     if profile_steps:
         results["profile"] = profile_step(spec, config, data, profile_steps, seed)
+        print(f"step profile: {results['profile']}", flush=True)
     if als_iterations:
         results["als_iteration"] = time_als(
             data, config.embedding_dim, als_iterations, threads, seed
