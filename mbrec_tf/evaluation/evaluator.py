@@ -5,8 +5,9 @@ split (training items; for the test split also the validation item), so an item 
 already bought is never a candidate; supportive-only items stay candidates and the held-out
 item is never masked. A non-finite score never helps (see `metrics`). Scores come
 from one matrix product per user batch for factorised models (item vectors computed once
-per evaluation) or from `score_users` otherwise; the rank is found by counting the items
-that score at least as high as the held-out one (no sort, no loop over items or users).
+per evaluation) or from `score_users_given` otherwise (the model's `item_side()` computed
+once per evaluation); the rank is found by counting the items that score at least as high
+as the held-out one (no sort, no loop over items or users).
 
 Sampled: the held-out item is ranked among the stored negatives of the split
 (`data.negatives(split)`, the same for every model) scored with `score_pairs`.
@@ -313,11 +314,14 @@ class Evaluator:
         return batch, held_out_touched
 
     # --- ranking -----------------------------------------------------------------------------
-    def _rank_functions(self, model: Recommender, item_dtype: tf.DType | None) -> dict:
+    def _rank_functions(
+        self, model: Recommender, item_dtype: tf.DType | None, item_side: tuple = ()
+    ) -> dict:
         """Graph-compiled per-batch rank functions for `model` (cached for the last model)."""
+        side_specs = tuple(tf.TensorSpec.from_tensor(t) for t in item_side)
         if self._compiled is not None:
-            cached_model, cached_dtype, cached_functions = self._compiled
-            if cached_model is model and cached_dtype == item_dtype:
+            cached_model, cached_key, cached_functions = self._compiled
+            if cached_model is model and cached_key == (item_dtype, side_specs):
                 return cached_functions
         ids = tf.TensorSpec([None], tf.int32)
         functions = {}
@@ -332,9 +336,9 @@ class Evaluator:
 
         else:
 
-            @tf.function(input_signature=[ids, ids, ids, ids, ids, ids])
-            def full(users, targets, *pairs):
-                scores = model.score_users(users)
+            @tf.function(input_signature=[side_specs, ids, ids, ids, ids, ids, ids])
+            def full(side, users, targets, *pairs):
+                scores = model.score_users_given(users, side)
                 if scores.shape[-1] is not None and scores.shape[-1] != self.num_items:
                     raise ValueError(
                         f"score_users returned {scores.shape[-1]} items, expected {self.num_items}"
@@ -350,7 +354,7 @@ class Evaluator:
             return sampled_ranks_from_scores(scores, negatives, targets)
 
         functions[SAMPLED] = sampled
-        self._compiled = (model, item_dtype, functions)
+        self._compiled = (model, (item_dtype, side_specs), functions)
         return functions
 
     def ranks(self, model: Recommender) -> dict[str, np.ndarray]:
@@ -367,8 +371,10 @@ class Evaluator:
             functions = self._rank_functions(model, item_vectors.dtype)
             full_args: tuple = (item_vectors,)
         else:
-            functions = self._rank_functions(model, None)
-            full_args = ()
+            # Per-item parts of the scores (first-layer item halves), once per evaluation.
+            item_side = tuple(model.item_side())
+            functions = self._rank_functions(model, None, item_side)
+            full_args = (item_side,)
         ranks: dict[str, list[np.ndarray]] = {p: [] for p in self.protocols}
         if FULL in self.protocols:
             ranks[UNTOUCHED] = []

@@ -40,6 +40,16 @@ class Recommender(tf.keras.Model):
             return tf.matmul(queries, self.item_embeddings(), transpose_b=True)
         raise NotImplementedError
 
+    def item_side(self) -> tuple[tf.Tensor, ...]:
+        """Per-item tensors `score_users` derives from the item tables, for full ranking to
+        compute once per evaluation and pass to `score_users_given` (none by default)."""
+        return ()
+
+    def score_users_given(self, user_ids: tf.Tensor, item_side: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """`score_users` with `item_side()` computed beforehand."""
+        del item_side
+        return self.score_users(user_ids)
+
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         """Target-behavior scores of given pairs; `item_ids` is `[batch]` or `[batch, n]`."""
         if self.is_factorized:

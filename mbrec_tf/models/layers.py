@@ -5,6 +5,9 @@
   layer's kernel is split into a user part and an item part).
 - `chunked_user_scores`: full-ranking scores `[B, num_items]` in user chunks, so
   NCF-style models keep their `[chunk, num_items, width]` activations within a budget.
+- `StackedTowers` and `tiled_user_scores`: several towers (MBNCF's branches) as one wider
+  tower with block-diagonal kernels, scored over (user chunk, item tile) blocks small enough
+  to stay in cache: the fast full-ranking path of the MLP models.
 - `mask_gradient`, `example_items`: small helpers of sampled training's forward pass.
 """
 
@@ -140,6 +143,129 @@ def chunked_user_scores(
         parallel_iterations=1,
     )
     return tf.reshape(scores, [num_chunks * size, -1])[:count]
+
+
+class StackedTowers:
+    """Towers of equal depth applied to the same `[user ; item]` input, as one tower.
+
+    The first layers' user and item halves are concatenated along their outputs, so one
+    product gives every tower's first layer; each deeper layer is one product with a
+    block-diagonal kernel (tower t's kernel in block t). The output is the concatenation
+    of the towers' outputs, in order. Kernels are read from the towers' variables on every
+    call, so the stack follows training.
+    """
+
+    def __init__(self, towers: Sequence[MLPTower]):
+        if not towers or len({len(t.hidden) for t in towers}) != 1:
+            raise ValueError("StackedTowers needs one or more towers of the same depth")
+        self.towers = list(towers)
+
+    @property
+    def first_width(self) -> int:
+        return sum(t.hidden[0].units for t in self.towers)
+
+    @property
+    def widest(self) -> int:
+        depth = len(self.towers[0].hidden)
+        return max(sum(t.hidden[i].units for t in self.towers) for i in range(depth))
+
+    def item_side(self, item_vectors: tf.Tensor) -> tf.Tensor:
+        """Every tower's first-layer item half with its bias, `[N, dv] -> [N, first_width]`."""
+        return tf.concat([t.item_projection(item_vectors) for t in self.towers], axis=-1)
+
+    def user_side(self, user_vectors: tf.Tensor) -> tf.Tensor:
+        """Every tower's first-layer user half, `[c, du] -> [c, first_width]`."""
+        return tf.concat(
+            [tf.matmul(user_vectors, t.hidden[0].kernel[: t.user_dim]) for t in self.towers],
+            axis=-1,
+        )
+
+    def deeper_layers(self) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """(block-diagonal kernel, concatenated bias) of each layer after the first."""
+        stacked = []
+        for index in range(1, len(self.towers[0].hidden)):
+            layers_ = [t.hidden[index] for t in self.towers]
+            stacked.append(
+                (
+                    block_diagonal([layer.kernel for layer in layers_]),
+                    tf.concat([layer.bias for layer in layers_], axis=0),
+                )
+            )
+        return stacked
+
+    @staticmethod
+    def cross(
+        user_side: tf.Tensor,
+        item_side: tf.Tensor,
+        deeper: Sequence[tuple[tf.Tensor, tf.Tensor]],
+    ) -> tf.Tensor:
+        """Every user with every item: `[c, H]` x `[t, H]` -> `[c * t, output width]`, rows
+        user-major; equals each tower's `call` on every pair, outputs concatenated."""
+        x = tf.nn.relu(user_side[:, None, :] + item_side[None, :, :])
+        x = tf.reshape(x, [-1, item_side.shape[-1]])
+        for kernel, bias in deeper:
+            x = tf.nn.relu(tf.matmul(x, kernel) + bias)
+        return x
+
+
+def block_diagonal(blocks: Sequence[tf.Tensor]) -> tf.Tensor:
+    """The block-diagonal matrix of 2-D `blocks` (zeros elsewhere)."""
+    rows = [int(b.shape[0]) for b in blocks]
+    columns = [int(b.shape[1]) for b in blocks]
+    padded = [
+        tf.pad(block, [[0, 0], [sum(columns[:i]), sum(columns[i + 1 :])]])
+        for i, block in enumerate(blocks)
+    ]
+    matrix = tf.concat(padded, axis=0)
+    matrix.set_shape([sum(rows), sum(columns)])
+    return matrix
+
+
+#: Elements of the largest `[users × items, width]` activation of one block in
+#: `tiled_user_scores`: small enough to stay in
+#: cache between layers (8 MiB).
+TILE_BUDGET = 1 << 21
+#: Items per tile in `tiled_user_scores` (the users per block follow from TILE_BUDGET).
+ITEM_TILE = 1024
+
+
+def tiled_user_scores(
+    score_block: Callable[..., tf.Tensor],
+    user_ids: tf.Tensor,
+    item_sides: Sequence[tf.Tensor],
+    width: int,
+) -> tf.Tensor:
+    """Full-ranking scores `[B, N]` computed block by block.
+
+    `item_sides` are per-item tensors `[N, ...]` computed once by the caller;
+    `score_block(users [c], *item_side_tiles [t, ...]) -> [c, t]` scores one block of
+    users against one tile of items, its widest activation `[c * t, width]`. Users come in
+    chunks and items in tiles such that a block holds about `TILE_BUDGET` activations, so
+    the layers of a block run in cache instead of streaming `[c, N, width]` through memory.
+    """
+    num_items = int(item_sides[0].shape[0])
+    tile = max(1, min(ITEM_TILE, num_items))
+    num_tiles = -(-num_items // tile)
+    tiles = [
+        tf.reshape(
+            tf.pad(side, [[0, num_tiles * tile - num_items]] + [[0, 0]] * (side.shape.rank - 1)),
+            [num_tiles, tile, *side.shape[1:]],
+        )
+        for side in item_sides
+    ]
+
+    def chunk_scores(users: tf.Tensor) -> tf.Tensor:
+        per_tile = tf.map_fn(
+            lambda parts: score_block(users, *parts),
+            tuple(tiles),
+            fn_output_signature=tf.TensorSpec([None, tile], tf.float32),
+            parallel_iterations=1,
+        )  # [num_tiles, c, tile]
+        scores = tf.reshape(tf.transpose(per_tile, [1, 0, 2]), [tf.shape(users)[0], -1])
+        return scores[:, :num_items]
+
+    users_per_block = max(1, TILE_BUDGET // max(1, tile * int(width)))
+    return chunked_user_scores(chunk_scores, user_ids, users_per_block)
 
 
 def chunk_size_for(num_items: int, width: int) -> int:

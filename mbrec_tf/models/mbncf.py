@@ -141,26 +141,33 @@ class MBNCF(Recommender):
                 raise ValueError(f"training batches lack behavior masks for {missing}")
         return {"scores": self._pair_scores(batch["user"], layers.example_items(batch), masks)}
 
-    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
+    def item_side(self) -> tuple[tf.Tensor, ...]:
+        """The item half of every branch's first layer `[N, Σ h1]` and the MF item table."""
+        stack = layers.StackedTowers(self.branches)
+        return stack.item_side(self.mlp_item.embeddings), tf.convert_to_tensor(
+            self.mf_item.embeddings
+        )
+
+    def score_users_given(self, user_ids: tf.Tensor, item_side: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """All branches in one pass: per block of users and items, the first layers of every
+        branch are one sum of the precomputed item side and the chunk's user side, each
+        deeper layer one product with block-diagonal kernels, then merge and fusion."""
+        stack = layers.StackedTowers(self.branches)
+        deeper = stack.deeper_layers()
         weights, bias = self.fusion.kernel[:, 0], self.fusion.bias[0]
-        projections = [b.item_projection(self.mlp_item.embeddings) for b in self.branches]
-        mf_items = tf.convert_to_tensor(self.mf_item.embeddings)
+        mlp_weights, mf_weights = weights[self.mf_dim :], weights[: self.mf_dim]
 
-        def chunk_scores(users: tf.Tensor) -> tf.Tensor:
-            mlp_users = self.mlp_user(users)
-            outputs = [
-                branch.cross(mlp_users, projection)
-                for branch, projection in zip(self.branches, projections, strict=True)
-            ]
-            merged = self.merge(tf.concat(outputs, axis=-1))
-            scores = tf.tensordot(merged, weights[self.mf_dim :], axes=1)
-            query = self.mf_user(users) * weights[: self.mf_dim]
-            return scores + tf.matmul(query, mf_items, transpose_b=True) + bias
+        def block_scores(users: tf.Tensor, mlp_items: tf.Tensor, mf_items: tf.Tensor):
+            hidden = stack.cross(stack.user_side(self.mlp_user(users)), mlp_items, deeper)
+            merged = self.merge(hidden)  # [c * t, width]
+            mlp_scores = tf.reshape(tf.linalg.matvec(merged, mlp_weights), [tf.shape(users)[0], -1])
+            query = self.mf_user(users) * mf_weights
+            return mlp_scores + tf.matmul(query, mf_items, transpose_b=True) + bias
 
-        # Every branch's activations of a chunk are alive at once before the merge.
-        width = len(self.branches) * (self.branches[0].widest + self.merge.units)
-        chunk = layers.chunk_size_for(self.num_items, width)
-        return layers.chunked_user_scores(chunk_scores, user_ids, chunk)
+        return layers.tiled_user_scores(block_scores, user_ids, item_side, stack.widest)
+
+    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.score_users_given(user_ids, self.item_side())
 
 
 def branches_for(data: MultiBehaviorData, config: MBNCFConfig) -> tuple[str, ...]:

@@ -77,10 +77,49 @@ def test_score_users_agrees_with_score_pairs_also_in_chunks(branches, monkeypatc
     users = tf.constant([5, 0, 3, 1])
     expected = model.score_pairs(users, tf.tile(tf.range(9)[None, :], [4, 1])).numpy()
     np.testing.assert_allclose(model.score_users(users), expected, rtol=1e-5, atol=1e-7)
-    monkeypatch.setattr(layers, "SCORE_BUDGET", 40)
+    # 4 items per tile (the last one padded), 2 users per block (the last chunk padded).
+    monkeypatch.setattr(layers, "ITEM_TILE", 4)
+    monkeypatch.setattr(layers, "TILE_BUDGET", 4 * 2 * 15)
     np.testing.assert_allclose(
-        tf.function(model.score_users)(users), expected, rtol=1e-5, atol=1e-7
+        tf.function(model.score_users)(users[:3]), expected[:3], rtol=1e-5, atol=1e-7
     )
+
+
+def test_batched_full_ranking_equals_per_pair_scores_at_scale():
+    # Several tiles and user blocks, four branches of a two-layer tower: a sample of
+    # (user, item) pairs of the one batched pass equals the per-pair forward pass.
+    tf.keras.utils.set_random_seed(5)
+    model = mbncf.MBNCF(
+        300,
+        2500,
+        ("pv", "fav", "cart", "buy"),
+        mf_dim=4,
+        mlp_dim=6,
+        hidden_layers=(12, 5),
+        init_std=0.5,
+    )
+    users = tf.range(37, 37 + 70)
+    scores = model.score_users_given(users, model.item_side()).numpy()
+    assert scores.shape == (70, 2500)
+    rng = np.random.default_rng(0)
+    rows, items = rng.integers(0, 70, 500), rng.integers(0, 2500, 500)
+    expected = model.score_pairs(tf.gather(users, rows), tf.constant(items)).numpy()
+    np.testing.assert_allclose(scores[rows, items], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_towers_equal_each_tower_on_every_pair():
+    tf.keras.utils.set_random_seed(1)
+    towers = [layers.MLPTower((7, 3, 2), 4, 5, init_std=0.5, name=f"t{i}") for i in range(3)]
+    stack = layers.StackedTowers(towers)
+    user_vectors, item_vectors = tf.random.normal([2, 4]), tf.random.normal([6, 5])
+    out = stack.cross(
+        stack.user_side(user_vectors), stack.item_side(item_vectors), stack.deeper_layers()
+    )
+    users = tf.repeat(user_vectors, 6, axis=0)
+    items = tf.tile(item_vectors, [2, 1])
+    expected = tf.concat([tower(users, items) for tower in towers], axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert (stack.first_width, stack.widest) == (21, 21)
 
 
 def test_the_target_branch_only_ablation_drops_supportive_branches_and_masks(data):
