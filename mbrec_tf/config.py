@@ -116,6 +116,10 @@ class SampledConfig(TrainConfig):
         """The behaviors whose training pairs are positives (default: the target, last)."""
         return behaviors[-1:]
 
+    def positive_behavior_weights(self, behaviors: tuple[str, ...]) -> tuple[float, ...]:
+        """Loss weight of each positive behavior when there are several (default: equal)."""
+        return (1.0,) * len(behaviors)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         from mbrec_tf.sampling import SAMPLERS

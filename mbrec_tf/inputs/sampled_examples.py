@@ -214,7 +214,7 @@ def sampled_examples(
     """
     examples = SampledExamples(
         data,
-        make_sampler(config.negative_sampler, data),
+        make_sampler(config.negative_sampler, data, getattr(config, "supportive_share", 0.5)),
         config.num_negatives,
         config.batch_size,
         positive_behaviors=config.positive_behaviors(tuple(data.behaviors)),

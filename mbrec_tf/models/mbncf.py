@@ -37,8 +37,21 @@ class MBNCFConfig(config_lib.SampledConfig):
     negative_sampler: str = config_lib.field(
         "supportive",
         "supportive (the paper's: items touched only through supportive behaviors, filled "
-        "up uniformly), uniform (items without a target training interaction) or level "
-        "(MC-BPR levels).",
+        "up uniformly), uniform (items without a target training interaction), level "
+        "(levels target > each supportive behavior > untouched; negatives from below the "
+        "positive's level) or mixed (--supportive_share of supportive-only items, the rest "
+        "uniform).",
+    )
+    supportive_share: float = config_lib.field(
+        0.5, "Mixed sampler: probability that a negative is a supportive-only item."
+    )
+    branch_objectives: bool = config_lib.field(
+        False,
+        "Each supportive branch also learns its own behavior's training pairs (pairwise, "
+        "through its own output) against negatives; the fusion learns the target.",
+    )
+    branch_loss_weight: float = config_lib.field(
+        1.0, "With --branch_objectives: weight of each supportive branch's loss (target: 1)."
     )
     mf_dim: int = config_lib.field(8, "Size of the MF embeddings.")
     mlp_dim: int = config_lib.field(8, "Size of the MLP embeddings (per side).")
@@ -54,9 +67,28 @@ class MBNCFConfig(config_lib.SampledConfig):
         """Supportive branches learn only from pairs with their behavior: batches need masks."""
         return not self.target_branch_only
 
+    def positive_behaviors(self, behaviors: tuple[str, ...]) -> tuple[str, ...]:
+        """With branch objectives every behavior's pairs are positives, else the target's."""
+        return behaviors if self.branch_objectives else behaviors[-1:]
+
+    def positive_behavior_weights(self, behaviors: tuple[str, ...]) -> tuple[float, ...]:
+        """Loss weights of the positive behaviors: `branch_loss_weight` each, the target 1."""
+        return (self.branch_loss_weight,) * (len(behaviors) - 1) + (1.0,)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         config_lib.check_layers(self.hidden_layers)
+        if not 0.0 <= self.supportive_share <= 1.0:
+            raise ValueError(f"supportive_share must be in [0, 1], got {self.supportive_share}")
+        if self.branch_loss_weight < 0:
+            raise ValueError(f"branch_loss_weight must be >= 0, got {self.branch_loss_weight}")
+        if self.branch_objectives and self.target_branch_only:
+            raise ValueError("branch_objectives needs the supportive branches")
+        if self.branch_objectives and self.negative_sampler in ("supportive", "mixed"):
+            raise ValueError(
+                "branch_objectives needs --negative_sampler=uniform or level (the supportive "
+                "pools hold the supportive positives themselves)"
+            )
         if self.mf_dim < 1 or self.mlp_dim < 1:
             raise ValueError(f"mf_dim and mlp_dim must be >= 1, got {self.mf_dim}, {self.mlp_dim}")
 
@@ -83,6 +115,7 @@ class MBNCF(Recommender):
         hidden_layers: Sequence[int] = (16, 8),
         init_std: float = 0.01,
         embedding_l2: float = 0.0,
+        branch_objectives: bool = False,
         **kwargs,
     ):
         super().__init__(num_users, num_items, **kwargs)
@@ -102,6 +135,15 @@ class MBNCF(Recommender):
         width = self.branches[0].output_dim
         self.merge = layers.dense(width, width * len(self.branches), "merge", tf.nn.relu, init_std)
         self.fusion = layers.dense(1, mf_dim + width, "fusion", init_std=init_std)
+        #: With branch objectives, each supportive branch's own score `w_t . branch_t + b_t`.
+        self.branch_heads = (
+            [
+                layers.dense(1, width, f"branch_head_{i}", init_std=init_std)
+                for i in range(len(self.branch_behaviors) - 1)
+            ]
+            if branch_objectives
+            else []
+        )
 
     @property
     def target(self) -> str:
@@ -113,33 +155,45 @@ class MBNCF(Recommender):
 
     def _pair_scores(
         self, user_ids: tf.Tensor, item_ids: tf.Tensor, masks: Mapping[str, tf.Tensor] | None
-    ) -> tf.Tensor:
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The fused target scores of the pairs and each supportive branch's own scores
+        (those only with branch objectives)."""
         item_ids = tf.convert_to_tensor(item_ids)
         mf_users, mf_items = self.mf_user(user_ids), self.mf_item(item_ids)
         mlp_users, mlp_items = self.mlp_user(user_ids), self.mlp_item(item_ids)
         if item_ids.shape.rank == 2:
             mf_users, mlp_users = mf_users[:, None, :], mlp_users[:, None, :]
         mlp_users = tf.broadcast_to(mlp_users, tf.shape(mlp_items))
-        outputs = []
-        for behavior, branch in zip(self.branch_behaviors, self.branches, strict=True):
+        outputs, own_scores = [], {}
+        for index, (behavior, branch) in enumerate(
+            zip(self.branch_behaviors, self.branches, strict=True)
+        ):
             output = branch(mlp_users, mlp_items)
+            if behavior != self.target and self.branch_heads:
+                own_scores[behavior] = tf.squeeze(self.branch_heads[index](output), axis=-1)
             if masks is not None and behavior != self.target:
                 output = layers.mask_gradient(output, masks[behavior][..., None])
             outputs.append(output)
-        return self._score(mf_users * mf_items, outputs)
+        return self._score(mf_users * mf_items, outputs), own_scores
 
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
-        return self._pair_scores(user_ids, item_ids, masks=None)
+        return self._pair_scores(user_ids, item_ids, masks=None)[0]
 
     def call(self, batch: dict, training: bool = False) -> dict:
         """Logits `[B, 1 + n]` of each example's items; in training, supportive branches get
-        gradients only where the batch's `behavior_mask` says the pair has their behavior."""
+        gradients from the fusion only where the batch's `behavior_mask` says the pair has
+        their behavior. With branch objectives, `scores` is `{behavior: [B, 1 + n]}`: the
+        fused scores for the target, each supportive branch's own scores for its behavior
+        (the task counts an example only for its positive's behavior)."""
         masks = batch.get("behavior_mask", {}) if training else None
         if masks is not None:
             missing = [b for b in self.branch_behaviors[:-1] if b not in masks]
             if missing:
                 raise ValueError(f"training batches lack behavior masks for {missing}")
-        return {"scores": self._pair_scores(batch["user"], layers.example_items(batch), masks)}
+        fused, own = self._pair_scores(batch["user"], layers.example_items(batch), masks)
+        if not self.branch_heads:
+            return {"scores": fused}
+        return {"scores": {**own, self.target: fused}}
 
     def item_side(self) -> tuple[tf.Tensor, ...]:
         """The item half of every branch's first layer `[N, Σ h1]` and the MF item table."""
@@ -185,4 +239,5 @@ def build(data: MultiBehaviorData, config: MBNCFConfig) -> MBNCF:
         hidden_layers=config.hidden_layers,
         init_std=config.init_std,
         embedding_l2=config.embedding_l2,
+        branch_objectives=config.branch_objectives,
     )

@@ -1,9 +1,10 @@
-"""Negative samplers for sampled training: uniform, supportive, level-aware (MC-BPR)."""
+"""Negative samplers for sampled training: uniform, supportive, level-aware (MC-BPR), mixed."""
 
 from mbrec_tf.sampling.pools import ComplementPool, RowPool
 from mbrec_tf.sampling.samplers import (
     SAMPLERS,
     LevelAwareSampler,
+    MixedSampler,
     NegativeSampler,
     SupportiveSampler,
     UniformSampler,
@@ -14,6 +15,7 @@ __all__ = [
     "SAMPLERS",
     "ComplementPool",
     "LevelAwareSampler",
+    "MixedSampler",
     "NegativeSampler",
     "RowPool",
     "SupportiveSampler",

@@ -1,4 +1,4 @@
-"""Negative samplers of the sampled-training models (BPR, NCF/NeuMF, MBNCF, later MC-BPR).
+"""Negative samplers of the sampled-training models (BPR, NCF/NeuMF, MBNCF, MC-BPR).
 
 Every sampler answers `sample(users, num_negatives, rng, positives=None)` with an int64
 array `[len(users), num_negatives]` of item ids, one row per training example. Draws are
@@ -37,6 +37,13 @@ def difference(matrix: sp.spmatrix, remove: sp.spmatrix) -> sp.csr_matrix:
     result.eliminate_zeros()
     result.data[:] = 1.0
     return result
+
+
+def supportive_only(data: MultiBehaviorData) -> sp.csr_matrix:
+    """Each user's items of some supportive behavior but not of the target (training data)."""
+    shape = (data.num_users, data.num_items)
+    supportive = union([data.train[b] for b in data.supportive_behaviors], shape)
+    return difference(supportive, data.target_train)
 
 
 class NegativeSampler(abc.ABC):
@@ -85,8 +92,7 @@ class SupportiveSampler(NegativeSampler):
 
     def __init__(self, data: MultiBehaviorData):
         shape = (data.num_users, data.num_items)
-        supportive = union([data.train[b] for b in data.supportive_behaviors], shape)
-        self._supportive_only = RowPool(difference(supportive, data.target_train))
+        self._supportive_only = RowPool(supportive_only(data))
         self._untouched = ComplementPool(union(list(data.train.values()), shape))
 
     @property
@@ -101,6 +107,34 @@ class SupportiveSampler(NegativeSampler):
             fill = self._untouched.draw(users, num_negatives, rng)
             items = np.where(filled, items, fill)
         return items
+
+
+class MixedSampler(NegativeSampler):
+    """Each negative from the user's supportive-only items with probability `share`, else
+    uniformly among the items without a target training pair (the uniform sampler).
+
+    A user with no supportive-only item gets uniform negatives only.
+    """
+
+    name = "mixed"
+
+    def __init__(self, data: MultiBehaviorData, share: float = 0.5):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"the supportive share must be in [0, 1], got {share}")
+        self.share = float(share)
+        self._supportive_only = RowPool(supportive_only(data))
+        self._uniform = ComplementPool(data.target_train)
+
+    def sample(self, users, num_negatives, rng, positives=None) -> np.ndarray:
+        del positives
+        users = np.asarray(users, dtype=np.int64)
+        negatives = self._uniform.draw(users, num_negatives, rng)
+        has_pool = self._supportive_only.sizes[users] > 0
+        chosen = (rng.random(negatives.shape) < self.share) & has_pool[:, None]
+        rows, slots = np.nonzero(chosen)
+        if len(rows):
+            negatives[rows, slots] = self._supportive_only.draw(users[rows], 1, rng)[:, 0]
+        return negatives
 
 
 class LevelAwareSampler(NegativeSampler):
@@ -173,15 +207,20 @@ class LevelAwareSampler(NegativeSampler):
         return negatives
 
 
-SAMPLERS = ("uniform", "supportive", "level")
+SAMPLERS = ("uniform", "supportive", "level", "mixed")
 
 
-def make_sampler(name: str, data: MultiBehaviorData) -> NegativeSampler:
-    """The sampler called `name` (one of `SAMPLERS`) for `data`."""
+def make_sampler(
+    name: str, data: MultiBehaviorData, supportive_share: float = 0.5
+) -> NegativeSampler:
+    """The sampler called `name` (one of `SAMPLERS`) for `data`; `supportive_share` is the
+    mixed sampler's share of supportive-only negatives."""
     if name == "uniform":
         return UniformSampler(data.target_train)
     if name == "supportive":
         return SupportiveSampler(data)
     if name == "level":
         return LevelAwareSampler(data)
+    if name == "mixed":
+        return MixedSampler(data, supportive_share)
     raise ValueError(f"unknown negative sampler {name!r}; known: {SAMPLERS}")

@@ -122,6 +122,11 @@ class SampledTask(Task):
 
 
 def sampled_task(data: MultiBehaviorData, config: SampledConfig) -> SampledTask:
-    """The sampled task of the target behavior with `config.loss`."""
-    del data
-    return SampledTask(config.loss)
+    """The sampled task with `config.loss`: of the target behavior, or, when the config makes
+    several behaviors' pairs positives, one loss per behavior weighted by
+    `config.positive_behavior_weights`."""
+    behaviors = config.positive_behaviors(tuple(data.behaviors))
+    if len(behaviors) <= 1:
+        return SampledTask(config.loss)
+    weights = config.positive_behavior_weights(behaviors)
+    return SampledTask(config.loss, behaviors=behaviors, behavior_weights=weights)

@@ -122,6 +122,79 @@ def test_stacked_towers_equal_each_tower_on_every_pair():
     assert (stack.first_width, stack.widest) == (21, 21)
 
 
+def _branch_model() -> mbncf.MBNCF:
+    tf.keras.utils.set_random_seed(3)
+    return mbncf.MBNCF(
+        6,
+        9,
+        ("view", "cart", "buy"),
+        mf_dim=3,
+        mlp_dim=4,
+        hidden_layers=(5, 3),
+        init_std=0.3,
+        branch_objectives=True,
+    )
+
+
+@pytest.mark.parametrize("positive_behavior", [0, 1, 2])  # view, cart, buy examples
+def test_branch_objectives_update_a_supportive_branch_only_where_its_behavior_is_observed(
+    positive_behavior,
+):
+    # Masks all 0: the fusion sends no gradient to the supportive branches, so a supportive
+    # branch may change only through its own objective, i.e. from examples whose positive
+    # pair has its behavior (and the target branch only from target examples here).
+    model = _branch_model()
+    task = SampledTask("pairwise", behaviors=("view", "cart", "buy"))
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), task=task)
+    batch = {
+        **_batch(view_mask=0.0, cart_mask=0.0),
+        "positive_behavior": tf.fill([2], positive_behavior),
+    }
+    before = _branch_weights(model)
+    model.train_on_batch(batch)
+    after = _branch_weights(model)
+    changed = [
+        any(not np.array_equal(a, b) for a, b in zip(x, y, strict=True))
+        for x, y in zip(before, after, strict=True)
+    ]
+    assert changed == [positive_behavior == 0, positive_behavior == 1, positive_behavior == 2]
+
+
+def test_branch_objectives_score_with_the_fusion_and_train_every_behavior(data):
+    overrides = {"branch_objectives": True, "negative_sampler": "level", "batch_size": 32}
+    config = registry.resolve_config("mbncf", data.name, overrides)
+    spec = registry.get("mbncf")
+    model = spec.build(data, config)
+    spec.compile(model, data, config)
+    assert model.task.behaviors == data.behaviors
+    batch = next(iter(spec.build_inputs(data, config, 0)))
+    outputs = model(batch, training=True)["scores"]
+    assert sorted(outputs) == sorted(data.behaviors)
+    np.testing.assert_allclose(
+        outputs["buy"], model.score_pairs(batch["user"], layers.example_items(batch)), rtol=1e-6
+    )
+    history = model.fit(spec.build_inputs(data, config, 0), epochs=2, verbose=0).history
+    assert {"loss/view", "loss/cart", "loss/buy"} <= set(history)
+    with pytest.raises(ValueError, match="uniform or level"):
+        registry.resolve_config("mbncf", data.name, {"branch_objectives": True})
+
+
+def test_level_negatives_of_every_behavior_lie_strictly_below_the_positive_level(data):
+    from mbrec_tf.sampling import LevelAwareSampler
+
+    overrides = {"branch_objectives": True, "negative_sampler": "level", "batch_size": 64}
+    config = registry.resolve_config("mbncf", data.name, overrides)
+    levels = LevelAwareSampler(data)
+    seen = set()
+    for batch in registry.get("mbncf").build_inputs(data, config, 0):
+        users = batch["user"].numpy()
+        positive = levels.levels_of(users, batch["positive"].numpy())
+        negative = levels.levels_of(users[:, None], batch["negatives"].numpy())
+        assert (negative > positive[:, None]).all()
+        seen.update(positive.tolist())
+    assert seen == {0, 1, 2}  # buy, cart and view positives all occur
+
+
 def test_the_target_branch_only_ablation_drops_supportive_branches_and_masks(data):
     config = registry.resolve_config("mbncf", data.name, {"target_branch_only": True})
     model = registry.get("mbncf").build(data, config)

@@ -5,10 +5,12 @@ import pytest
 
 from mbrec_tf.data.dataset import NO_ITEM, MultiBehaviorData, interaction_matrix
 from mbrec_tf.data.keys import contains
+from mbrec_tf.data.keys import pair_keys as pair_keys_of
 from mbrec_tf.data.testing import random_data
 from mbrec_tf.sampling import (
     ComplementPool,
     LevelAwareSampler,
+    MixedSampler,
     RowPool,
     SupportiveSampler,
     UniformSampler,
@@ -128,6 +130,26 @@ def test_level_aware_negatives_come_from_strictly_weaker_levels():
     assert 0.4 < view_share < 0.6
     with pytest.raises(ValueError, match="unobserved"):
         sampler.sample(np.array([2]), 1, np.random.default_rng(0), positives=np.array([0]))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_mixed_negatives_take_a_share_of_supportive_only_items_the_rest_uniform(share):
+    data = _hand_data()
+    sampler = make_sampler("mixed", data, supportive_share=share)
+    assert isinstance(sampler, MixedSampler)
+    users = np.repeat([0, 1, 2], 2000)
+    negatives = sampler.sample(users, 3, np.random.default_rng(1))
+    assert not contains(pair_keys_of(data.target_train), users[:, None], negatives, 8).any()
+    pool = {0: {0, 1, 2, 3}, 1: {6}, 2: set()}
+    in_pool = np.array(
+        [[item in pool[u] for item in row] for u, row in zip(users, negatives, strict=True)]
+    )
+    # Uniform draws land in user 0's pool 4 times in 6 (items 0-3 of its 6 non-target items).
+    expected = {0: share + (1 - share) * 4 / 6, 1: share + (1 - share) / 7, 2: 0.0}
+    for user, rate in expected.items():
+        assert abs(in_pool[users == user].mean() - rate) < 0.03
+    with pytest.raises(ValueError, match="share"):
+        MixedSampler(data, share=1.5)
 
 
 def test_make_sampler_rejects_unknown_names():
