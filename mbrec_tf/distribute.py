@@ -206,6 +206,25 @@ def training_inputs(
     return strategy.distribute_datasets_from_function(repeated), steps
 
 
+def allreduced_bytes(model: tf.keras.Model, batch: Any) -> int:
+    """Bytes a synchronous step all-reduces for `batch`: the gradient of every trainable
+    variable, a dense one whole, an `IndexedSlices` one as its rows and their indices."""
+    with tf.GradientTape() as tape:
+        task_loss, regularization, _ = model.compute_loss(batch, training=True)
+        loss = task_loss + regularization
+    total = 0
+    for gradient in tape.gradient(loss, model.trainable_variables):
+        if gradient is None:
+            continue
+        parts = (
+            (gradient.values, gradient.indices)
+            if isinstance(gradient, tf.IndexedSlices)
+            else (gradient,)
+        )
+        total += sum(int(tf.size(part)) * part.dtype.size for part in parts)
+    return total
+
+
 def free_port() -> int:
     """A TCP port on the loopback interface that is free now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

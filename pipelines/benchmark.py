@@ -462,6 +462,10 @@ def run(
     if user_fractions:
         sizes.append(size_record(1.0, data, train, results["peak_rss_bytes_training"]))
         results["user_fractions"] = with_growth(sizes)
+    first_batch = next(iter(spec.build_inputs(data, config, seed)))
+    results["steps_per_epoch"] = int(spec.build_inputs(data, config, seed).cardinality())
+    results["steps_per_second"] = results["steps_per_epoch"] / train["median"]
+    results["allreduced_bytes_per_step"] = distribute.allreduced_bytes(model, first_batch)
 
     metrics, evaluation = time_evaluation(model, data, ks, eval_repeats, eval_users, seed)
     results["eval"] = evaluation | {"num_users": int(metrics["num_users"]), "ks": list(ks)}
@@ -517,6 +521,12 @@ def report(results: dict[str, Any]) -> str:
             f"(median CPU time {dense['cpu_median']:.3f} s) "
             f"-> decoupled is {results['dense_speedup']:.1f}x faster (medians)"
         )
+    lines.append(
+        f"{results['strategy']} on {results['replicas']} replica(s): "
+        f"{results['steps_per_second']:.1f} steps/s ({results['steps_per_epoch']} steps of the "
+        f"global batch per epoch); bytes all-reduced per step (gradients of one batch): "
+        f"{results['allreduced_bytes_per_step']:,}"
+    )
     evaluation = results["eval"]
     lines += [
         f"full-ranking evaluation of {evaluation['num_users']} test users at K={evaluation['ks']}:"

@@ -85,3 +85,29 @@ def test_als_iterations_are_timed_when_implicit_is_installed():
     }
     assert len(als["all"]) == 2 and all(s > 0 for s in als["all"])
     assert (als["interactions"], als["factors"]) == (len(pairs), 4)
+
+
+def test_allreduced_bytes_count_dense_tables_whole_and_looked_up_rows_only():
+    import tensorflow as tf
+
+    from mbrec_tf import distribute, registry, training
+
+    data = random_data(num_users=20, num_items=25)
+    for name in ("ehcf", "bpr"):
+        spec = registry.get(name)
+        config = registry.resolve_config(name, "random", {"embedding_dim": 4, "batch_size": 8})
+        model = training.build(spec, config, data)
+        batch = next(iter(spec.build_inputs(data, config, 0)))
+        users = int(tf.size(batch["user"]))
+        got = distribute.allreduced_bytes(model, batch)
+        if name == "ehcf":
+            # the item table's gradient is dense (its Gram term); the user table's holds
+            # the batch's rows; the transfer matrices and vectors are dense
+            small = sum(
+                int(tf.size(v)) * 4 for v in model.trainable_variables if "embeddings" not in v.name
+            )
+            assert got == 25 * 4 * 4 + users * (4 * 4 + 4) + small
+        else:
+            # BPR: rows of the batch's users and of its positive and negative items
+            items = int(tf.size(batch["positive"])) + int(tf.size(batch["negatives"]))
+            assert got == (users + items) * (4 * 4 + 4)
