@@ -147,8 +147,55 @@ def _write_json(path: str, payload: Mapping[str, Any]) -> None:
 
 
 def _read_json(path: str) -> dict[str, Any]:
+    """A JSON file this toolkit wrote; a damaged one (cut short, edited) is a `UserError`."""
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(
+            f"{path} is damaged (not valid JSON: {error.msg}, line {error.lineno}): restore "
+            "it, or start the run afresh with --overwrite"
+        ) from None
+
+
+def checkpoint_damage(path: str) -> str | None:
+    """Why the checkpoint at `path` cannot be read whole, or None when it can."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as error:  # IndexError: cut short
+        return (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+    return None
+
+
+def _saved_checkpoints(directory: str) -> list[str]:
+    """The checkpoints a `CheckpointManager` recorded in `directory`, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
+def newest_good_checkpoint(paths: Sequence[str]) -> str | None:
+    """The newest of `paths` (oldest first) that reads whole; warns about damaged ones.
+
+    None when there are none; a `UserError` when every one is damaged.
+    """
+    damaged = []
+    for path in reversed(list(paths)):
+        reason = checkpoint_damage(path)
+        if reason is None:
+            if damaged:
+                logging.warning("using the previous good checkpoint %s", path)
+            return path
+        logging.warning("checkpoint %s is damaged (%s): skipping it", path, reason)
+        damaged.append(os.path.basename(path))
+    if damaged:
+        raise UserError(
+            f"every checkpoint in {os.path.dirname(paths[0])} is damaged "
+            f"({', '.join(damaged)}): start the run afresh with --overwrite"
+        )
+    return None
 
 
 def _make_evaluator(data: MultiBehaviorData, split: str, settings: RunSettings):
@@ -191,13 +238,16 @@ class _Checkpointing:
         A run that stopped early is done with all its epochs (its selected checkpoint says
         so), so it is not trained further.
         """
-        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, CHECKPOINT_SUBDIR))
+        resume_points = _saved_checkpoints(os.path.join(self.model_dir, CHECKPOINT_SUBDIR))
+        latest = newest_good_checkpoint(resume_points)
         if latest:
             self.checkpoint.restore(latest).expect_partial()
             logging.warning("resumed from %s (epoch %d)", latest, self.finished)
         done = self.finished
+        if resume_points and latest != resume_points[-1]:  # fell back: train again from there
+            return done
         selected = tf.train.latest_checkpoint(os.path.join(self.model_dir, SELECTED_SUBDIR))
-        if selected:
+        if selected and checkpoint_damage(selected) is None:
             reader = tf.train.load_checkpoint(selected)
             done = max(done, int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")))
         return done
@@ -209,7 +259,7 @@ class _Checkpointing:
     def restore_selected(self) -> int | None:
         """Restores the selected weights, if any; returns their epoch (None: none saved)."""
         path = self.selected.latest_checkpoint
-        if path is None:
+        if path is None or checkpoint_damage(path) is not None:
             return None
         self.checkpoint.restore(path).expect_partial()
         return int(path.rsplit("-", 1)[1])
@@ -651,6 +701,12 @@ def train_and_evaluate(
     return results
 
 
+def next_epoch(model_dir: str) -> int:
+    """The epoch a rerun of the run in `model_dir` starts with (1 + its last checkpoint's)."""
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
+    return 1 + (int(latest.rsplit("-", 1)[1]) if latest else 0)
+
+
 def _finished_run(
     model: Recommender,
     data: MultiBehaviorData,
@@ -709,8 +765,17 @@ def restore_run(
         )
     model = spec.build(data, config)
     checkpoint, _ = _checkpoint(model)
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, SELECTED_SUBDIR))
-    latest = latest or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
+    latest = None
+    for subdir in (SELECTED_SUBDIR, CHECKPOINT_SUBDIR):
+        state = tf.train.get_checkpoint_state(os.path.join(model_dir, subdir))
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        try:
+            latest = newest_good_checkpoint(paths)
+        except UserError:
+            if subdir == CHECKPOINT_SUBDIR:
+                raise
+        if latest:
+            break
     if latest is None:
         raise RunNotFoundError(
             f"--model_dir={model_dir} has no checkpoint yet: its training run has not "

@@ -25,6 +25,8 @@ from mbrec_tf import registry, training, tuning  # noqa: E402
 from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS
+#: Exit status after Ctrl-C: 128 + SIGINT, as shells report a process ended by it.
+INTERRUPTED = 130
 
 
 def define_flags() -> None:
@@ -144,14 +146,22 @@ def main(argv: list[str]) -> None:
     )
     print(f"model {settings.model} on {settings.dataset}: {config_lib.to_dict(config)}")
     flags_record = {**settings.__dict__, **overrides}
-    results = training.train_and_evaluate(
-        settings,
-        config,
-        flags_record=flags_record,
-        overwrite=FLAGS.overwrite,
-        export_again=FLAGS.export_again,
-        strategy=strategy,
-    )
+    try:
+        results = training.train_and_evaluate(
+            settings,
+            config,
+            flags_record=flags_record,
+            overwrite=FLAGS.overwrite,
+            export_again=FLAGS.export_again,
+            strategy=strategy,
+        )
+    except KeyboardInterrupt:
+        print(
+            "interrupted; rerun the same command to resume from epoch "
+            f"{training.next_epoch(settings.model_dir)}",
+            file=sys.stderr,
+        )
+        sys.exit(INTERRUPTED)
     if not results.get("chief", True):
         print("worker done (the chief writes the results and the export)")
         return

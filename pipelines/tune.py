@@ -135,7 +135,7 @@ def open_study(tune_dir: str, record: dict[str, Any], overwrite: bool = False):
         study_name=STUDY_NAME,
         storage=f"sqlite:///{os.path.abspath(database)}",
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=FLAGS.seed),
+        sampler=trial_sampler(FLAGS.seed, 0),
         load_if_exists=True,
     )
     previous = study.user_attrs.get("record")
@@ -162,6 +162,20 @@ def requeue_interrupted(study) -> int:
         if trial.params:
             study.enqueue_trial(trial.params, skip_if_exists=False)
     return len(interrupted)
+
+
+def trial_sampler(seed: int, ended: int):
+    """The TPE sampler that draws the trial after `ended` ended trials.
+
+    Seeded by the study's seed and that count, not once per process: a study resumed
+    after a kill draws exactly what the uninterrupted study draws (the TPE model itself
+    is rebuilt from the stored trials at every draw).
+    """
+    import numpy as np
+    import optuna
+
+    trial_seed = int(np.random.SeedSequence([seed, ended]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=trial_seed)
 
 
 def ended_trials(study) -> list:
@@ -326,6 +340,7 @@ def main(argv: list[str]) -> None:
         f"objective valid {FLAGS.objective}, study {tune_dir}"
     )
     while len(ended_trials(study)) < FLAGS.num_trials:
+        study.sampler = trial_sampler(FLAGS.seed, len(ended_trials(study)))
         run_trial(study, study.ask(), space, fixed, data, tune_dir)
         write_reports(study, space, fixed, tune_dir)
     best = write_reports(study, space, fixed, tune_dir)
