@@ -175,6 +175,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         task=exposure_em.expomf_fit,
         inputs=None,
         training_data=target_only,
+        dataset_defaults=expomf.DATASET_DEFAULTS,
         description="ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
         "(Liang et al. 2016).",
     ),
