@@ -53,7 +53,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import distribute, registry, training  # noqa: E402
@@ -563,7 +563,6 @@ def report(results: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)  # keep TFDS/TF INFO lines out of the figures
     strategy = common.run_strategy()
     start = time.perf_counter()
     if FLAGS.threads:

@@ -19,7 +19,7 @@ import typing  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import registry  # noqa: E402
@@ -132,12 +132,23 @@ def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
     )
     model = chosen_model(argv)
     if model not in registry.REGISTRY:
+        if asks_for_help(argv):  # plain --help: the hyper-parameters every model has
+            _define_config_flags(config_lib.TrainConfig, None)
         return None
-    spec = registry.get(model)
-    types = config_lib.field_types(spec.config_cls)
-    for field in dataclasses.fields(spec.config_cls):
+    _define_config_flags(registry.get(model).config_cls, registry.get(model))
+    return model
+
+
+def _define_config_flags(config_cls: type, spec: registry.ModelSpec | None) -> None:
+    """One flag per field of `config_cls`, with the field's help and its default(s)."""
+    types = config_lib.field_types(config_cls)
+    for field in dataclasses.fields(config_cls):
         hint = types[field.name]
-        help_text = f"{field.metadata.get('help', field.name)} {_default_text(spec, field)}"
+        if spec is None:
+            default = "(every model; defaults vary by model: see --model=<name> --help)"
+        else:
+            default = _default_text(spec, field)
+        help_text = f"{field.metadata.get('help', field.name)} {default}"
         if typing.get_origin(hint) is tuple:
             flags.DEFINE_list(field.name, None, help_text)
         elif hint is bool:
@@ -148,7 +159,20 @@ def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
             flags.DEFINE_float(field.name, None, help_text)
         else:
             flags.DEFINE_string(field.name, None, help_text)
-    return model
+
+
+#: absl's help flags (all of them exit before the program runs).
+_HELP_FLAGS = ("help", "?", "helpshort", "helpfull", "helpxml")
+
+
+def asks_for_help(argv: Sequence[str]) -> bool:
+    """Whether a command line (before any `--`) asks for help."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return False
+        if arg.startswith("-") and arg.lstrip("-").split("=", 1)[0] in _HELP_FLAGS:
+            return True
+    return False
 
 
 def _default_text(spec: registry.ModelSpec, field: dataclasses.Field) -> str:
@@ -214,6 +238,10 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
         return FLAGS(list(argv))
     except flags.Error as error:
         usage_error(str(error))
+    except SystemExit as exit_:
+        if exit_.code == 1 and asks_for_help(argv):
+            sys.exit(0)  # absl exits 1 after printing the help it was asked for
+        raise
 
 
 def user_error_message(error: BaseException) -> str | None:
@@ -248,6 +276,9 @@ def run(main: Callable[[list[str]], None]) -> None:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS["traceback"])
 
     def guarded(argv: list[str]) -> None:
+        # TensorFlow's and TFDS's INFO lines are noise in a command's output; a pipeline
+        # that wants INFO (serve) asks for it in its main.
+        logging.set_verbosity(logging.WARNING)
         try:
             main(argv)
         except Exception as error:  # noqa: BLE001 - classified below, re-raised otherwise

@@ -32,7 +32,7 @@ import platform  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from absl import flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
 from mbrec_tf import registry, training, tuning  # noqa: E402
@@ -240,7 +240,6 @@ def machine() -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)
     common.run_strategy(refuse=("multi_worker",))  # every run trains under it
     import tensorflow as tf
 

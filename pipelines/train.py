@@ -109,7 +109,6 @@ def _monitored_cutoff_is_computed(monitor: str, metrics_k: list[str]) -> bool:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would drown the progress
     strategy = common.run_strategy()
     dataset_name = FLAGS.dataset.split("/")[0]
     overrides = common.model_overrides(FLAGS.model)

@@ -25,7 +25,7 @@ import csv  # noqa: E402
 import json  # noqa: E402
 from typing import Any  # noqa: E402
 
-from absl import flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from mbrec_tf import registry, training, tuning  # noqa: E402
 from mbrec_tf.errors import UserError  # noqa: E402
@@ -308,7 +308,6 @@ def write_reports(study, space, fixed, tune_dir: str) -> dict[str, Any] | None:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)
     common.run_strategy(refuse=("multi_worker",))  # every trial trains under it
     import tensorflow as tf
 
