@@ -120,6 +120,12 @@ class SampledConfig(TrainConfig):
         """Loss weight of each positive behavior when there are several (default: equal)."""
         return (1.0,) * len(behaviors)
 
+    def make_sampler(self, data: Any) -> Any:
+        """The `sampling.NegativeSampler` of `negative_sampler` for the training data."""
+        from mbrec_tf.sampling import make_sampler
+
+        return make_sampler(self.negative_sampler, data, getattr(self, "supportive_share", 0.5))
+
     def __post_init__(self) -> None:
         super().__post_init__()
         from mbrec_tf.sampling import SAMPLERS

@@ -21,6 +21,7 @@ from mbrec_tf.models import (
     ehcf_memory,
     expomf,
     mbncf,
+    mc_bpr,
     mf,
     ncf,
     popularity,
@@ -229,6 +230,16 @@ _SPECS: tuple[ModelSpec, ...] = (
         inputs=inputs.sampled_examples,
         dataset_defaults=mbncf.DATASET_DEFAULTS,
         description="MBNCF: MF + one MLP branch per behavior, supportive negatives.",
+    ),
+    ModelSpec(
+        name="mc_bpr",
+        config_cls=mc_bpr.MCBPRConfig,
+        scorer=mc_bpr.build,
+        task=mc_bpr.task,
+        inputs=inputs.sampled_examples,
+        training_data=mc_bpr.exclusive_levels,
+        dataset_defaults=mc_bpr.DATASET_DEFAULTS,
+        description="MC-BPR: MF, positives of every behavior level over weaker levels' items.",
     ),
 )
 

@@ -93,3 +93,21 @@ def test_config_file_round_trip_and_errors(tmp_path):
     broken.write_text('{"model": "bpr",\n "overrides": }')
     with pytest.raises(UserError, match="broken.json:2"):
         tuning.read_config_file(str(broken), "bpr")
+
+
+@pytest.mark.parametrize("model", ["mc_bpr"])
+def test_multi_behavior_sampled_spaces_give_configs_the_model_builds_with(model, data):
+    space = tuning.default_search_space(model, data)
+    tuning.check_search_space(model, space)
+    assert any(p.behavior for p in space.values())  # level or behavior weights are searched
+    params = {
+        name: p.choices[-1] if p.choices is not None else (p.low + p.high) / 2
+        for name, p in space.items()
+    }
+    params = {
+        name: round(value) if space[name].field in tuning.int_fields(model) else value
+        for name, value in params.items()
+    }
+    config = registry.resolve_config(model, data.name, tuning.overrides_from_params(params))
+    registry.get(model).build_task(data, config)
+    assert registry.get(model).build(data, config).num_items == data.num_items

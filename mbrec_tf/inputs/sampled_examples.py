@@ -19,7 +19,7 @@ import tensorflow as tf
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.keys import contains, matrix_pairs, pair_keys
 from mbrec_tf.inputs.user_batches import per_replica_batch_size
-from mbrec_tf.sampling import NegativeSampler, make_sampler
+from mbrec_tf.sampling import NegativeSampler
 
 
 class SampledExamples:
@@ -208,13 +208,14 @@ def sampled_examples(
 ) -> tf.data.Dataset:
     """One epoch of a sampled model's training batches, re-drawn on every iteration.
 
-    Reads `config.negative_sampler`, `num_negatives`, `batch_size`, the positive behaviors
+    Reads the config's sampler (`config.make_sampler`), `num_negatives`, `batch_size`, the
+    positive behaviors
     (`config.positive_behaviors(data.behaviors)`) and whether batches carry masks of the
     supportive behaviors (`config.behavior_masks`).
     """
     examples = SampledExamples(
         data,
-        make_sampler(config.negative_sampler, data, getattr(config, "supportive_share", 0.5)),
+        config.make_sampler(data),
         config.num_negatives,
         config.batch_size,
         positive_behaviors=config.positive_behaviors(tuple(data.behaviors)),

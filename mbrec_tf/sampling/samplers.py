@@ -144,8 +144,11 @@ class LevelAwareSampler(NegativeSampler):
     "unobserved" as the last level. An item's level for a user is the strongest behavior
     the user has with it. For a positive at level l, each negative first picks a level
     l' > l among the non-empty ones with probability proportional to `level_weights[l']`
-    (default: all equal), then an item of that level uniformly. Unobserved items always
-    qualify, so a positive at the weakest behavior level still gets negatives.
+    (default: all equal), then an item of that level uniformly. With `by_size`, a level's
+    probability is also proportional to the user's number of items in it, so with equal
+    weights a negative is uniform over all the user's items of weaker levels (every
+    preference pair of the level order equally likely). Unobserved items always qualify,
+    so a positive at the weakest behavior level still gets negatives.
 
     Also usable as a plain sampler: without `positives`, examples count as level 0
     (target positives), so negatives come from any weaker level.
@@ -153,7 +156,12 @@ class LevelAwareSampler(NegativeSampler):
 
     name = "level"
 
-    def __init__(self, data: MultiBehaviorData, level_weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        data: MultiBehaviorData,
+        level_weights: Sequence[float] | None = None,
+        by_size: bool = False,
+    ):
         shape = (data.num_users, data.num_items)
         levels = list(reversed(data.behaviors))  # strongest first
         self.num_levels = len(levels) + 1
@@ -164,6 +172,7 @@ class LevelAwareSampler(NegativeSampler):
                 f"(behaviors {levels} then unobserved), got {level_weights}"
             )
         self.level_weights = weights.astype(np.float64)
+        self.by_size = bool(by_size)
         self.num_items = data.num_items
         self._pools: list[RowPool | ComplementPool] = []
         self._keys: list[np.ndarray] = []
@@ -193,6 +202,8 @@ class LevelAwareSampler(NegativeSampler):
         sizes = np.stack([pool.sizes[users] for pool in self._pools], axis=1)
         lower = np.arange(self.num_levels)[None, :] > positive_levels[:, None]
         weights = np.where(lower & (sizes > 0), self.level_weights[None, :], 0.0)
+        if self.by_size:
+            weights = weights * sizes
         weights[:, -1] = np.where(weights.sum(axis=1) > 0, weights[:, -1], 1.0)
         cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
         draws = rng.random((len(users), num_negatives))

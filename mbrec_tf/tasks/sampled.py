@@ -64,7 +64,10 @@ class SampledTask(Task):
     the target (BPR, NCF, MBNCF); or, per behavior (NMTR-style multi-task learning), a dict
     `{behavior: [B, 1 + n]}` of each behavior's logits, where an example counts for the
     behavior `batch["positive_behavior"]` (its index in `behaviors`) names, and the loss
-    is Σ_k w_k · (mean loss of behavior k's examples). Optional Keras `loss_metrics` (e.g.
+    is Σ_k w_k · (mean loss of behavior k's examples). With `positive_weights` (one per
+    positive behavior, MC-BPR's level weights), the target-score loss is the mean over
+    examples weighted by the weight of the example's `batch["positive_behavior"]`.
+    Optional Keras `loss_metrics` (e.g.
     `tf.keras.metrics.Mean`) are updated with the loss, as in TFRS tasks.
     """
 
@@ -76,6 +79,7 @@ class SampledTask(Task):
         behaviors: Sequence[str] = (),
         behavior_weights: Sequence[float] | None = None,
         loss_metrics: Sequence[tf.keras.metrics.Metric] = (),
+        positive_weights: Sequence[float] | None = None,
         name: str | None = None,
         **kwargs,
     ):
@@ -88,6 +92,9 @@ class SampledTask(Task):
             raise ValueError(f"{len(weights)} behavior weights for behaviors {self.behaviors}")
         self.behavior_weights = tuple(float(w) for w in weights)
         self._loss_metrics = list(loss_metrics)
+        self.positive_weights = (
+            None if positive_weights is None else tuple(float(w) for w in positive_weights)
+        )
 
     @property
     def loss_names(self) -> tuple[str, ...]:
@@ -98,7 +105,11 @@ class SampledTask(Task):
         scores = outputs["scores"] if isinstance(outputs, Mapping) else outputs
         parts: dict[str, tf.Tensor] = {}
         if not self.behaviors:
-            loss = self._loss(scores[:, 0], scores[:, 1:], batch.get("sample_weight"))
+            weight = batch.get("sample_weight")
+            if self.positive_weights is not None:
+                weights = tf.constant(self.positive_weights, scores.dtype)
+                weight = tf.gather(weights, batch["positive_behavior"])
+            loss = self._loss(scores[:, 0], scores[:, 1:], weight)
         else:
             terms = []
             for k, behavior in enumerate(self.behaviors):
@@ -118,6 +129,9 @@ class SampledTask(Task):
             "loss": self.loss_name,
             "behaviors": list(self.behaviors),
             "behavior_weights": list(self.behavior_weights),
+            "positive_weights": None
+            if self.positive_weights is None
+            else list(self.positive_weights),
         }
 
 

@@ -152,6 +152,18 @@ def test_mixed_negatives_take_a_share_of_supportive_only_items_the_rest_uniform(
         MixedSampler(data, share=1.5)
 
 
+def test_level_aware_negatives_by_size_are_uniform_over_the_weaker_items():
+    # User 0: 2 bought items, 4 viewed-only, 2 unobserved; a buy positive's negative is any
+    # of the 6 weaker items with probability 1/6 (by level weight alone: view 1/2, unobserved 1/2).
+    sampler = LevelAwareSampler(_hand_data(), by_size=True)
+    users, positives = np.zeros(30_000, dtype=int), np.full(30_000, 4)
+    negatives = sampler.sample(users, 1, np.random.default_rng(2), positives=positives)[:, 0]
+    counts = np.bincount(negatives, minlength=8)
+    assert counts[4] == counts[5] == 0
+    # 5,000 expected per item; 4 standard deviations is about 260.
+    np.testing.assert_allclose(counts[[0, 1, 2, 3, 6, 7]], 5_000, atol=300)
+
+
 def test_make_sampler_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown negative sampler 'popular'"):
         make_sampler("popular", _hand_data())

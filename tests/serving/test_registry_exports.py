@@ -11,9 +11,8 @@ from mbrec_tf import registry
 from mbrec_tf.serving import export as export_lib
 
 
-@pytest.mark.parametrize(
-    "name", ["ehcf", "mbncf", "wmf", "cmf", "expomf"]
-)  # factorised ones and an MLP
+# Factorised (ehcf, wmf, cmf, expomf, mc_bpr) and scored by MLPs (mbncf).
+@pytest.mark.parametrize("name", ["ehcf", "mbncf", "wmf", "cmf", "expomf", "mc_bpr"])
 def test_registered_model_exports(name, string_data, tmp_path):
     if name not in registry.REGISTRY:
         pytest.skip(f"{name} is not registered")
