@@ -108,7 +108,7 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
     Whole-data models: negative weight per behavior, loss coefficients λ (several
     behaviors), dropout keep probability, learning rate. Sampled models: factors, layers,
     negatives, learning rate, ℓ2 on the batch embeddings, and per level or per behavior
-    weights (MC-BPR's levels). Only the fields the model has.
+    weights (MC-BPR's levels, NMTR's λ). Only the fields the model has.
     """
     spec = registry.get(model)
     own_space = getattr(spec.config_cls, "search_space", None)
@@ -137,6 +137,9 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
             space.append(SearchParam("hidden_layers", choices=("16,8", "32,16,8", "64,32,16")))
         if "num_negatives" in fields:
             space.append(SearchParam("num_negatives", 1, 8))
+        if "loss_coefficients" in fields:
+            trained = spec.training_data(data, spec.config_cls()).behaviors
+            space += [SearchParam(f"loss_coefficients[{b}]", 0.02, 1.0) for b in trained]
         if "level_weights" in fields:
             levels = (*spec.training_data(data, spec.config_cls()).behaviors, "unobserved")
             space += [SearchParam(f"level_weights[{b}]", 0.1, 1.0) for b in levels]

@@ -95,11 +95,12 @@ def test_config_file_round_trip_and_errors(tmp_path):
         tuning.read_config_file(str(broken), "bpr")
 
 
-@pytest.mark.parametrize("model", ["mc_bpr"])
+@pytest.mark.parametrize("model", ["mc_bpr", "mfpr", "nmtr"])
 def test_multi_behavior_sampled_spaces_give_configs_the_model_builds_with(model, data):
     space = tuning.default_search_space(model, data)
     tuning.check_search_space(model, space)
-    assert any(p.behavior for p in space.values())  # level or behavior weights are searched
+    if model != "mfpr":
+        assert any(p.behavior for p in space.values())  # level weights or λ are searched
     params = {
         name: p.choices[-1] if p.choices is not None else (p.low + p.high) / 2
         for name, p in space.items()

@@ -11,8 +11,10 @@ from mbrec_tf import registry
 from mbrec_tf.serving import export as export_lib
 
 
-# Factorised (ehcf, wmf, cmf, expomf, mc_bpr) and scored by MLPs (mbncf).
-@pytest.mark.parametrize("name", ["ehcf", "mbncf", "wmf", "cmf", "expomf", "mc_bpr"])
+# Factorised (ehcf, wmf, cmf, expomf, mc_bpr, mfpr) and scored by MLPs (mbncf, nmtr).
+@pytest.mark.parametrize(
+    "name", ["ehcf", "mbncf", "wmf", "cmf", "expomf", "mc_bpr", "mfpr", "nmtr"]
+)
 def test_registered_model_exports(name, string_data, tmp_path):
     if name not in registry.REGISTRY:
         pytest.skip(f"{name} is not registered")
