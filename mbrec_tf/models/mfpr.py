@@ -18,6 +18,7 @@ from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import mc_bpr, mf
 from mbrec_tf.sampling import LevelAwareSampler
+from mbrec_tf.tasks.sampled import SampledTask
 
 #: Per-dataset defaults (BPR's settings; epochs picked on validation, see BENCHMARKS.md).
 DATASET_DEFAULTS = {
@@ -52,6 +53,12 @@ class MFPRConfig(config_lib.SampledConfig):
 
     def make_sampler(self, data: MultiBehaviorData) -> LevelAwareSampler:
         return LevelAwareSampler(data, by_size=True)
+
+
+def task(data: MultiBehaviorData, config: MFPRConfig) -> SampledTask:
+    """The plain loss over every example, whatever its positive's level."""
+    del data
+    return SampledTask(config.loss)
 
 
 training_data = mc_bpr.exclusive_levels
