@@ -109,6 +109,22 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
+        "max_num_load_retries",
+        server_lib.versions_lib.MAX_LOAD_RETRIES,
+        "Times a version that failed to load is tried again while its files do not change "
+        "(a version folder picked up mid-copy loads once the copy is complete).",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "load_retry_interval_seconds",
+        server_lib.versions_lib.LOAD_RETRY_SECONDS,
+        "Seconds before the first retry of a failed load; each next retry waits twice as long "
+        f"(at most {server_lib.versions_lib.MAX_RETRY_WAIT_SECONDS:g} s).",
+        lower_bound=0.01,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
         "max_ids",
         server_lib.DEFAULT_MAX_IDS,
         "Most values per input in one request.",
@@ -147,6 +163,8 @@ def make_server(flag_values: flags.FlagValues = FLAGS) -> server_lib.ModelServer
             idle_timeout=flag_values.idle_timeout,
             max_connections=flag_values.max_connections,
             listen_backlog=flag_values.listen_backlog,
+            max_load_retries=flag_values.max_num_load_retries,
+            load_retry_seconds=flag_values.load_retry_interval_seconds,
         )
     except OSError as error:  # the port is taken, the host is not this machine's, ...
         common.usage_error(

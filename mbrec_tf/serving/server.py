@@ -58,6 +58,7 @@ import tensorflow as tf
 from absl import logging
 
 from mbrec_tf.serving import prediction
+from mbrec_tf.serving import versions as versions_lib
 from mbrec_tf.serving.prediction import (  # noqa: F401 - re-exported for callers of this module
     DEFAULT_MAX_IDS,
     DEFAULT_MAX_OUTPUT_VALUES,
@@ -183,6 +184,8 @@ def to_array(value: Any, spec: tf.TensorSpec, name: str, max_ids: int) -> np.nda
     except RecursionError:
         raise bad_request(f"input {name!r} is nested too deeply") from None
     expected = spec.shape
+    if shape == [0] and expected.rank is not None and expected.rank > 1:
+        shape = [0] + [d or 0 for d in expected.as_list()[1:]]  # `[]`: no rows of any rank
     if expected.rank is not None:
         wanted = "[" + ", ".join("batch" if d is None else str(d) for d in expected.as_list()) + "]"
         if len(shape) != expected.rank or not expected.is_compatible_with(shape):
@@ -252,9 +255,22 @@ def parse_predict_body(body: bytes, max_ids: int = DEFAULT_MAX_IDS) -> PredictRe
         if not isinstance(instances, list):
             raise bad_request("'instances' must be a list")
         if not instances:
-            raise bad_request("'instances' is empty")
+            raise empty_batch("'instances' is an empty list")
         return PredictRequest(signature, True, instances)
     return PredictRequest(signature, False, document["inputs"])
+
+
+def empty_batch(what: str) -> RequestError:
+    """The one refusal of a request for no rows, in either format (as TF Serving refuses an
+    empty 'instances' list)."""
+    return bad_request(f"{what}: a request needs at least one row (one user)")
+
+
+def check_batch_not_empty(arrays: Mapping[str, np.ndarray], specs: Mapping[str, tf.TensorSpec]):
+    """A 400 when a batched input (rank >= 1, e.g. `user`) holds no rows."""
+    for name in sorted(arrays):
+        if specs[name].shape.rank and arrays[name].shape[:1] == (0,):
+            raise empty_batch(f"input {name!r} is empty")
 
 
 def request_arrays(
@@ -300,12 +316,15 @@ def request_arrays(
                 f"'inputs' must have exactly the signature's inputs {names}; "
                 f"missing {missing}, unknown {extra}"
             )
-        return {name: to_array(payload[name], specs[name], name, max_ids) for name in names}
-    if len(names) != 1:
+        arrays = {name: to_array(payload[name], specs[name], name, max_ids) for name in names}
+    elif len(names) != 1:
         raise bad_request(
             f"'inputs' is a plain value, but this signature has inputs {names}: send an object"
         )
-    return {names[0]: to_array(payload, specs[names[0]], names[0], max_ids)}
+    else:
+        arrays = {names[0]: to_array(payload, specs[names[0]], names[0], max_ids)}
+    check_batch_not_empty(arrays, specs)
+    return arrays
 
 
 def _json_ready(array: np.ndarray) -> Any:
@@ -718,11 +737,18 @@ class ModelServer:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         warmup_iterations: int = 1,
+        max_load_retries: int = versions_lib.MAX_LOAD_RETRIES,
+        load_retry_seconds: float = versions_lib.LOAD_RETRY_SECONDS,
     ):
         if isinstance(version_policy, str):
             version_policy = VersionPolicy.parse(version_policy)
         self.watcher = VersionWatcher(
-            model_base_path, poll_seconds, version_policy, warmup_iterations=warmup_iterations
+            model_base_path,
+            poll_seconds,
+            version_policy,
+            warmup_iterations=warmup_iterations,
+            max_load_retries=max_load_retries,
+            load_retry_seconds=load_retry_seconds,
         )
         self.api = RestApi(model_name, self.watcher, RequestLimits(max_ids, max_output_values))
         self._http = _HttpServer(

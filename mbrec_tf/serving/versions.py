@@ -7,9 +7,12 @@ own thread, never on a request: a version is loaded, warmed up with the export's
 published, by replacing the dictionary of served versions in one assignment. Requests read
 that dictionary without a lock and keep the `Servable` they got until they finish, so a
 switch never fails or stalls a request. The policy follows TF Serving's
-`model_version_policy`: a new latest version is loaded before the old one is unloaded, a
-version that fails to load (or to warm up) is reported with state END and the versions
-already served stay, and a version whose folder is removed is unloaded and leaves the status.
+`model_version_policy`: a new latest version is loaded before the old one is unloaded, and a
+version whose folder is removed is unloaded and leaves the status. A version that fails to
+load (or to warm up) leaves the versions already served in place and is retried with a
+back-off, as TF Serving retries (state LOADING meanwhile): a folder picked up while it was
+still being copied loads once the copy is complete. When the retries are spent it is
+reported with state END and its error, until its files change (then it is retried again).
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from mbrec_tf.serving import warmup as warmup_lib
 MAX_WARMUP_RECORDS = 1000
 #: Seconds an unloaded version is kept referenced, so that requests still using it finish.
 RETIRE_SECONDS = 1.0
+#: Retries of a version whose files do not change, after its first failed load (TF Serving's
+#: --max_num_load_retries).
+MAX_LOAD_RETRIES = 5
+#: Seconds before the first retry of a failed load; each further retry waits twice as long,
+#: up to MAX_RETRY_WAIT_SECONDS.
+LOAD_RETRY_SECONDS = 1.0
+MAX_RETRY_WAIT_SECONDS = 60.0
 _POLICY = re.compile(r"^(latest(?::(?P<num>\d{1,4}))?|all|specific:(?P<versions>[\d,]+))$")
 
 
@@ -222,6 +232,39 @@ class VersionPolicy:
         return "specific:" + ",".join(map(str, self.versions))
 
 
+def folder_fingerprint(path: str) -> tuple[tuple[str, int, int], ...] | None:
+    """(relative path, size, mtime) of every file under `path`; None if it cannot be read."""
+    entries = []
+    try:
+        for root, _, files in os.walk(path, onerror=_raise):
+            for name in files:
+                full = os.path.join(root, name)
+                stat = os.stat(full)
+                entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+    except OSError:
+        return None
+    return tuple(sorted(entries))
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+@dataclasses.dataclass
+class FailedLoad:
+    """A version that failed to load: its error and when (whether) it is tried again."""
+
+    message: str
+    failures: int  # failed loads in all; the back-off doubles with each
+    unchanged_failures: int  # failed loads since the version's files last changed
+    fingerprint: tuple[tuple[str, int, int], ...] | None  # its files at the last failure
+    retry_at: float | None  # time.monotonic() of the next try; None: retries spent
+
+    @property
+    def retrying(self) -> bool:
+        return self.retry_at is not None
+
+
 def _status(version: int, state: str, code: str, message: str) -> dict[str, Any]:
     return {
         "version": str(version),
@@ -239,13 +282,17 @@ class VersionWatcher:
         poll_seconds: float = 1.0,
         policy: VersionPolicy | None = None,
         warmup_iterations: int = 1,
+        max_load_retries: int = MAX_LOAD_RETRIES,
+        load_retry_seconds: float = LOAD_RETRY_SECONDS,
     ):
         self.base_path = base_path
         self.poll_seconds = poll_seconds
         self.policy = policy or VersionPolicy()
         self.warmup_iterations = warmup_iterations
+        self.max_load_retries = max_load_retries
+        self.load_retry_seconds = load_retry_seconds
         self._served: dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
-        self._failed: dict[int, str] = {}
+        self._failed: dict[int, FailedLoad] = {}
         self._loading: set[int] = set()
         # Unloaded versions, kept a moment so that requests still using one finish first and
         # the version's TensorFlow resources are freed here, not in a request's thread.
@@ -276,9 +323,10 @@ class VersionWatcher:
         if version in self._served:
             return "AVAILABLE"
         with self._lock:
-            if version in self._loading:
+            failed = self._failed.get(version)
+            if version in self._loading or (failed is not None and failed.retrying):
                 return "LOADING"
-            if version in self._failed:
+            if failed is not None:
                 return "END"
         return None
 
@@ -288,8 +336,12 @@ class VersionWatcher:
         with self._lock:
             failed, loading = dict(self._failed), set(self._loading)
         entries = {v: _status(v, "AVAILABLE", "OK", "") for v in served}
+        for version, failure in failed.items():  # waiting for a retry: LOADING, as TF Serving
+            if failure.retrying:
+                entries[version] = _status(version, "LOADING", "OK", "")
+            else:
+                entries[version] = _status(version, "END", "UNKNOWN", failure.message)
         entries.update({v: _status(v, "LOADING", "OK", "") for v in loading})
-        entries.update({v: _status(v, "END", "UNKNOWN", m) for v, m in failed.items()})
         return [entries[v] for v in sorted(entries, reverse=True)]
 
     # the writer (the watcher's thread, or a direct call)
@@ -300,7 +352,7 @@ class VersionWatcher:
             with self._lock:
                 for version in [v for v in self._failed if v not in existing]:
                     del self._failed[version]  # a removed version leaves the status
-                failed = set(self._failed)
+            failed = self._not_due()
             while True:  # a failed load changes the selection: e.g. the previous latest
                 wanted = self.policy.select([v for v in existing if v not in failed])
                 missing = sorted(set(wanted) - set(self._served), reverse=True)
@@ -308,8 +360,7 @@ class VersionWatcher:
                     break
                 for version in missing:
                     self._load(version)
-                with self._lock:
-                    failed = set(self._failed)
+                failed = self._not_due()
             keep = set(wanted)
             now = time.monotonic()
             with self._lock:
@@ -323,24 +374,82 @@ class VersionWatcher:
             self._retired = [(t, s) for t, s in self._retired if now - t < RETIRE_SECONDS]
             del expired  # the last references: freed in this thread
 
+    def _not_due(self) -> set[int]:
+        """Failed versions not to try on this poll: a retry not due yet, or retries spent
+        with the version's files unchanged since."""
+        now = time.monotonic()
+        waiting = set()
+        with self._lock:
+            failed = dict(self._failed)
+        for version, failure in failed.items():
+            if failure.retrying:
+                if now < failure.retry_at:
+                    waiting.add(version)
+            elif (
+                folder_fingerprint(os.path.join(self.base_path, str(version)))
+                == failure.fingerprint
+            ):
+                waiting.add(version)
+        return waiting
+
     def _load(self, version: int) -> None:
         path = os.path.join(self.base_path, str(version))
         with self._lock:
             self._loading.add(version)
+            previous = self._failed.get(version)
+        fingerprint = folder_fingerprint(path)
         try:
             servable = load_servable(path, version)
             calls = warm_up(servable, self.warmup_iterations)
         except Exception as error:  # noqa: BLE001 - any load failure is reported, not fatal
-            message = " ".join(f"{type(error).__name__}: {error}".split())
-            logging.error("could not load version %d from %s: %s", version, path, message)
-            with self._lock:
-                self._loading.discard(version)
-                self._failed[version] = message
+            self._record_failure(version, path, error, fingerprint, previous)
             return
         with self._lock:
             self._served = {**self._served, version: servable}  # the switch: one assignment
             self._loading.discard(version)
-        logging.info("serving version %d from %s (%d warm-up calls)", version, path, calls)
+            self._failed.pop(version, None)
+        after = "" if previous is None else f" after {previous.failures} failed loads"
+        logging.info("serving version %d from %s (%d warm-up calls)%s", version, path, calls, after)
+
+    def _record_failure(
+        self,
+        version: int,
+        path: str,
+        error: Exception,
+        fingerprint: tuple[tuple[str, int, int], ...] | None,
+        previous: FailedLoad | None,
+    ) -> None:
+        """Schedules the retry of a failed load (or gives up); logs one line per new error."""
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        failures = 1 if previous is None else previous.failures + 1
+        unchanged = 1
+        if previous is not None and previous.fingerprint == fingerprint:
+            unchanged = previous.unchanged_failures + 1
+        retry_at = None
+        if unchanged <= self.max_load_retries:
+            wait = min(self.load_retry_seconds * 2 ** (failures - 1), MAX_RETRY_WAIT_SECONDS)
+            retry_at = time.monotonic() + wait
+            if previous is None or previous.message != message:  # one line per distinct error
+                logging.warning(
+                    "could not load version %d from %s (retrying in %.3g s; a folder still "
+                    "being copied loads once complete): %s",
+                    version,
+                    path,
+                    wait,
+                    message,
+                )
+        else:
+            logging.error(
+                "could not load version %d from %s after %d tries; it is tried again when its "
+                "files change: %s",
+                version,
+                path,
+                unchanged,
+                message,
+            )
+        with self._lock:
+            self._loading.discard(version)
+            self._failed[version] = FailedLoad(message, failures, unchanged, fingerprint, retry_at)
 
     def start(self) -> None:
         """Loads what is there now, then keeps polling in a daemon thread."""

@@ -185,6 +185,25 @@ def test_bad_requests_get_a_clear_400_and_the_server_keeps_serving(
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": []},
+        {"inputs": {"user": []}},
+        {"inputs": []},
+        {"signature_name": "top_k", "inputs": {"user": [], "k": 3}},
+        {"signature_name": "score", "inputs": {"user": [], "item": []}},
+        {"signature_name": "score", "instances": []},
+    ],
+)
+def test_a_request_for_no_users_is_one_400_in_both_formats(served, body):
+    """Rows and columns agree: no users is a 400 (TF Serving refuses an empty 'instances')."""
+    server, *_ = served
+    status, reply = request(f"{server.url}/v1/models/{NAME}:predict", body)
+    assert status == 400, reply
+    assert "a request needs at least one row (one user)" in reply["error"]
+
+
+@pytest.mark.parametrize(
     "method,path,status",
     [
         ("POST", "/v1/models/other:predict", 404),

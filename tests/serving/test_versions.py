@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import threading
@@ -204,7 +205,7 @@ def test_a_version_that_fails_to_load_or_warm_up_is_reported_and_the_old_one_ser
 ):
     base = str(tmp_path)
     export_pop(string_data, base, version=1)
-    watcher = VersionWatcher(base)
+    watcher = VersionWatcher(base, max_load_retries=0)
     watcher.refresh()
     os.makedirs(os.path.join(base, "2"))  # no SavedModel inside
     path = export_dot(string_data, base, version=3)
@@ -224,3 +225,109 @@ def test_a_version_that_fails_to_load_or_warm_up_is_reported_and_the_old_one_ser
     shutil.rmtree(os.path.join(base, "3"))
     watcher.refresh()
     assert [s["version"] for s in watcher.statuses()] == ["1"]
+
+
+def test_a_failed_load_is_retried_with_back_off_then_ends_until_its_files_change(
+    tmp_path, string_data, monkeypatch
+):
+    base = str(tmp_path)
+    export_pop(string_data, base, version=1)
+    loads: list[float] = []
+    real_load = versions_lib.load_servable
+
+    def counted_load(path, version):
+        if version == 2:
+            loads.append(time.monotonic())
+        return real_load(path, version)
+
+    monkeypatch.setattr(versions_lib, "load_servable", counted_load)
+    watcher = VersionWatcher(base, max_load_retries=2, load_retry_seconds=0.2)
+    broken = os.path.join(base, "2")
+    os.makedirs(broken)  # no SavedModel inside
+    watcher.refresh()
+    assert watcher.current().version == 1
+    assert [s["state"] for s in watcher.statuses()] == ["LOADING", "AVAILABLE"]
+    deadline = time.monotonic() + 10
+    while len(loads) < 3 and time.monotonic() < deadline:
+        watcher.refresh()  # polls that come before the retry is due do not load
+        time.sleep(0.02)
+    waits = np.diff(loads)
+    assert len(loads) == 3 and waits[0] >= 0.2 and waits[1] >= 0.4  # the wait doubles
+    watcher.refresh()
+    time.sleep(1.0)
+    watcher.refresh()
+    assert len(loads) == 3  # two retries, then END while the files stay as they are
+    statuses = {s["version"]: s for s in watcher.statuses()}
+    assert (
+        statuses["2"]["state"] == "END" and "SavedModel" in statuses["2"]["status"]["error_message"]
+    )
+    shutil.rmtree(broken)
+    export_dot(string_data, str(tmp_path / "staging"), version=2)
+    os.rename(str(tmp_path / "staging" / "2"), broken)  # the files changed: tried again
+    watcher.refresh()
+    assert len(loads) == 4 and watcher.current().version == 2
+    assert [s["state"] for s in watcher.statuses()] == ["AVAILABLE"]
+
+
+def test_a_version_picked_up_mid_copy_is_served_once_the_copy_completes(
+    tmp_path, string_data, caplog, capfd
+):
+    """A version folder whose files are still being copied fails to load; it is retried and
+    served once the copy is complete, with one warning line and no traceback."""
+    caplog.set_level(logging.DEBUG)
+    base = str(tmp_path / "base")
+    export_pop(string_data, base, version=1)
+    staged = export_dot(string_data, str(tmp_path / "staging"), version=2)
+    target = os.path.join(base, "2")
+    with ModelServer(
+        base, NAME, port=0, poll_seconds=0.05, load_retry_seconds=0.2, max_load_retries=3
+    ) as server:
+        v1_reply = call(server, "POST", ":predict", {"instances": ["u0"]})[1]
+        # The copy so far: everything but the variables, and half of saved_model.pb.
+        shutil.copytree(staged, target, ignore=shutil.ignore_patterns("variables", "*.pb"))
+        with open(os.path.join(staged, "saved_model.pb"), "rb") as file:
+            graph = file.read()
+        with open(os.path.join(target, "saved_model.pb"), "wb") as file:
+            file.write(graph[: len(graph) // 2])
+        wait_for(lambda: "could not load version 2" in caplog.text)
+        assert states(server) == [("2", "LOADING"), ("1", "AVAILABLE")]
+        assert call(server, "POST", ":predict", {"instances": ["u0"]})[1] == v1_reply
+        time.sleep(0.5)  # retries on the unchanged, incomplete copy keep failing
+        # The copy completes.
+        shutil.copytree(os.path.join(staged, "variables"), os.path.join(target, "variables"))
+        with open(os.path.join(target, "saved_model.pb"), "wb") as file:
+            file.write(graph)
+        wait_for(lambda: states(server) == [("2", "AVAILABLE")], timeout=10)
+        dot = DotModel(string_data.num_users, string_data.num_items)
+        reply = call(server, "POST", ":predict", {"instances": ["u0"]})[1]
+        assert reply["predictions"][0]["item_ids"] == top_items(string_data, dot, 0)
+    failures = [r for r in caplog.records if "could not load version 2" in r.getMessage()]
+    assert 1 <= len(failures) <= 2 and all("\n" not in r.getMessage() for r in failures)
+    assert all(r.levelno == logging.WARNING for r in failures)
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_serve_flags_set_the_load_retries(tmp_path, string_data):
+    from absl import flags
+
+    from pipelines import serve as serve_pipeline
+
+    export_pop(string_data, str(tmp_path))
+    values = flags.FlagValues()
+    serve_pipeline.define_flags(values)
+    values(
+        [
+            "serve",
+            f"--model_base_path={tmp_path}",
+            "--port=0",
+            "--max_num_load_retries=2",
+            "--load_retry_interval_seconds=0.5",
+        ]
+    )
+    server = serve_pipeline.make_server(values)
+    try:
+        assert server.watcher.max_load_retries == 2
+        assert server.watcher.load_retry_seconds == 0.5
+    finally:
+        server._http.server_close()
