@@ -370,12 +370,17 @@ def fit_closed_form(
 
 
 def evaluate_splits(
-    model: Recommender, data: MultiBehaviorData, settings: RunSettings, valid_evaluator: Any
-) -> tuple[dict[str, Any], dict[str, Any], float]:
-    """Validation and test metrics of the selected model, and the seconds they took."""
+    model: Recommender,
+    data: MultiBehaviorData,
+    settings: RunSettings,
+    valid_evaluator: Any,
+    test: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any] | None, float]:
+    """Validation and (unless `test=False`) test metrics of the selected model, and the
+    seconds they took."""
     start = time.perf_counter()
     valid_metrics = valid_evaluator(model)
-    test_metrics = _make_evaluator(data, "test", settings)(model)
+    test_metrics = _make_evaluator(data, "test", settings)(model) if test else None
     return valid_metrics, test_metrics, time.perf_counter() - start
 
 
@@ -409,11 +414,13 @@ def train_and_evaluate(
     *,
     overwrite: bool = False,
     export: bool = True,
+    test: bool = True,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
     The run directory must be new, hold this same configuration (then the run resumes),
-    or be given up with `overwrite`. `export=False` skips the SavedModel (tuning trials).
+    or be given up with `overwrite`. `export=False` skips the SavedModel and `test=False`
+    the test split (tuning trials: results.json then has `"test": null`).
     Returns the results dictionary that is also written to `<model_dir>/results.json`.
     """
     spec = registry.get(settings.model)
@@ -454,7 +461,7 @@ def train_and_evaluate(
 
     history = update_history(settings.model_dir, eval_callback, initial_epoch)
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
-        model, data, settings, valid_evaluator
+        model, data, settings, valid_evaluator, test=test
     )
     epoch_seconds = history["epoch_seconds"]
     results = {

@@ -14,7 +14,8 @@ with the legacy Keras its models use.
 
 A configuration file (`best.json`, written by `pipelines.tune`, read by `pipelines.train
 --config=...`) is `{"model": ..., "dataset": ..., "overrides": {field: value}}`; other keys
-(the objective, its value, the trial) are informative.
+(the objective, its value, the trial, and `tuned_with`: the trials' --epochs, which the final
+run does not inherit) are informative.
 """
 
 from __future__ import annotations
@@ -207,6 +208,11 @@ def trial_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+#: Fixed trial settings that best.json records under `tuned_with` but does not carry into
+#: the final run: the trials' length is the search's budget.
+NOT_CARRIED = ("epochs",)
+
+
 def write_config_file(path: str, payload: Mapping[str, Any]) -> None:
     """Writes a configuration file (see the module doc) atomically."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -237,6 +243,13 @@ def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
     return overrides, payload.get("dataset")
+
+
+def read_tuned_with(path: str) -> dict[str, Any]:
+    """The trial settings a configuration file records but does not carry (`tuned_with`)."""
+    with open(path) as f:
+        tuned_with = json.load(f).get("tuned_with")
+    return dict(tuned_with) if isinstance(tuned_with, Mapping) else {}
 
 
 def finite(value: Any) -> bool:

@@ -109,6 +109,13 @@ def main(argv: list[str]) -> None:
             print(f"note: {FLAGS.config} was tuned on {tuned_on}, training on {dataset_name}")
         overrides = {**from_file, **overrides}
     config = registry.resolve_config(FLAGS.model, dataset_name, overrides)
+    if FLAGS.config:
+        tuned_epochs = tuning.read_tuned_with(FLAGS.config).get("epochs")
+        if tuned_epochs is not None and "epochs" not in from_file:
+            print(
+                f"note: the trials of {FLAGS.config} trained {tuned_epochs} epochs; this run "
+                f"trains --epochs={config.epochs}"
+            )
     settings = training.RunSettings(
         model=FLAGS.model,
         dataset=FLAGS.dataset,

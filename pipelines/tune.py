@@ -9,8 +9,9 @@ Trials run one after another (Optuna's TPE sampler, seeded by --seed); each is a
 directory under `<tune_dir>/trials/`. Model flags given here (e.g. --epochs=50) hold for every
 trial. Re-running the same command resumes the study: an interrupted trial continues from its
 last checkpoint, and --num_trials counts the trials that ended. Writes `<tune_dir>/trials.csv`,
-`trials.md` and `best.json` (the best configuration, for `pipelines.train --config`) after
-every trial. Only validation metrics are read: the test split is left for the final run.
+`trials.md` and `best.json` (the best configuration, for `pipelines.train --config`; the
+trials' --epochs is recorded there but not carried) after every trial. Trials evaluate the
+validation split only: the test split is left for the final run.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def run_trial(study, trial, space, fixed, data, tune_dir) -> None:
             data=data,
             flags_record={**settings.__dict__, **overrides},
             export=False,
+            test=False,  # the test split stays unread until the final run
         )
     except UserError as error:  # e.g. a learning rate that diverges: a failed trial
         trial.set_user_attr("error", str(error))
@@ -228,14 +230,21 @@ def write_reports(study, space, fixed, tune_dir: str) -> dict[str, Any] | None:
         f.write("\n".join(lines) + "\n")
     if best is None:
         return None
+    searched = tuning.overrides_from_params(best.params)
+    # The trials' length is a budget of the search, not a finding: the final run chooses
+    # its own --epochs (and selects its best epoch on validation).
+    tuned_with = {k: fixed[k] for k in tuning.NOT_CARRIED if k in fixed and k not in searched}
+    overrides = {**searched, **{k: v for k, v in fixed.items() if k not in tuned_with}}
     payload = {
         "model": FLAGS.model,
         "dataset": FLAGS.dataset.split("/")[0],
         "objective": f"valid {FLAGS.objective}",
         "value": best.value,
         "trial": best.number,
+        "best_epoch": best.user_attrs.get("best_epoch"),
         "run_dir": best.user_attrs.get("run_dir"),
-        "overrides": {**tuning.overrides_from_params(best.params), **fixed},
+        "tuned_with": tuned_with,
+        "overrides": overrides,
     }
     tuning.write_config_file(os.path.join(tune_dir, "best.json"), payload)
     return payload
@@ -283,7 +292,9 @@ def main(argv: list[str]) -> None:
     print(f"best configuration: {os.path.join(tune_dir, 'best.json')}")
     print(
         f"train with it: python -m pipelines.train --model={FLAGS.model} "
-        f"--dataset={FLAGS.dataset} --config={os.path.join(tune_dir, 'best.json')}"
+        f"--dataset={FLAGS.dataset} --config={os.path.join(tune_dir, 'best.json')} "
+        f"--model_dir={os.path.join('runs', FLAGS.model, FLAGS.dataset.replace('/', '_'))}_tuned"
+        " (and the final run's --epochs)"
     )
 
 

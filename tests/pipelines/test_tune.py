@@ -77,12 +77,18 @@ def test_tune_resumes_writes_best_and_train_accepts_it(tmp_path, space_file):
             assert os.path.exists(os.path.join(row["run_dir"], "results.json"))
             with open(os.path.join(row["run_dir"], "history.json")) as f:
                 assert json.load(f)["evaluations"]  # validation only: no test metric used
+            with open(os.path.join(row["run_dir"], "results.json")) as f:
+                trial_results = json.load(f)
+            assert trial_results["valid"] and trial_results["test"] is None  # test unread
 
     best = json.loads((tune_dir / "best.json").read_text())
     assert best["model"] == "ehcf_sin" and best["objective"] == "valid ndcg@10"
     top = max(float(r["ndcg@10"]) for r in rows if r["state"] == "complete")
     assert best["value"] == pytest.approx(top, abs=1e-4)
-    assert best["overrides"]["epochs"] == 2 and "learning_rate" in best["overrides"]
+    assert "learning_rate" in best["overrides"]
+    # The trials' length is not carried into the final run: recorded, not an override.
+    assert "epochs" not in best["overrides"] and best["tuned_with"] == {"epochs": 2}
+    assert best["overrides"]["embedding_dim"] == 8  # other fixed flags are carried
 
     # A third call with the budget reached trains nothing more.
     third = _run("pipelines.tune", *common, "--num_trials=3")
@@ -95,13 +101,17 @@ def test_tune_resumes_writes_best_and_train_accepts_it(tmp_path, space_file):
         "--dataset=mbrec_synthetic/tiny",
         f"--data_dir={tmp_path / 'tfds'}",
         f"--config={tune_dir / 'best.json'}",
-        "--epochs=1",  # a flag beats the file
+        "--epochs=1",
+        "--learning_rate=0.3",  # a flag beats the file
         f"--model_dir={model_dir}",
     )
     assert "export:" in train.stdout
+    assert "trained 2 epochs; this run trains --epochs=1" in train.stdout
     results = json.loads((model_dir / "results.json").read_text())
-    assert results["config"]["learning_rate"] == pytest.approx(best["overrides"]["learning_rate"])
-    assert results["config"]["epochs"] == 1
+    assert results["config"]["learning_rate"] == pytest.approx(0.3)
+    assert results["config"]["negative_weight"] == best["overrides"]["negative_weight"]
+    assert results["config"]["embedding_dim"] == 8 and results["config"]["epochs"] == 1
+    assert results["test"]  # the final run reads the test split
 
 
 def test_tune_refuses_another_study_and_bad_files(tmp_path, space_file):
