@@ -14,7 +14,8 @@ the command can be repeated (or killed and repeated) until everything is done. W
                        validation epoch, total training time)
   plots/               hr_at_k_<dataset>.png, hr100_by_epoch_<dataset>.png (Figure 3),
                        hr100_by_group_<dataset>.png (Figure 4) and, with --lambda_grid,
-                       lambda_<dataset>.png (Figure 5)
+                       lambda_<dataset>.png (Figure 5); plots.json lists them, and the plots
+                       an earlier report listed but this one does not write are removed
 """
 
 from __future__ import annotations
@@ -313,9 +314,10 @@ def write_reports(runs: list[tables.Run], grids: dict) -> None:
         f.write(tables.runtime_markdown(runs, datasets, machine()))
     written = [os.path.join(output, n) for n in ("table.md", "table.csv", "runtime.md")]
     plot_dir = os.path.join(output, "plots")
+    figures: list[str | None] = []
     for dataset in datasets:
         name = dataset.replace("/", "_")
-        written += [
+        figures += [
             plots.hr_at_k(runs, dataset, os.path.join(plot_dir, f"hr_at_k_{name}.png")),
             plots.metric_by_epoch(
                 runs, dataset, os.path.join(plot_dir, f"hr100_by_epoch_{name}.png")
@@ -326,12 +328,16 @@ def write_reports(runs: list[tables.Run], grids: dict) -> None:
         ]
         if dataset in grids:
             behaviors, values = grids[dataset]
-            written.append(
+            figures.append(
                 plots.lambda_grid(
                     values, behaviors, dataset, os.path.join(plot_dir, f"lambda_{name}.png")
                 )
             )
-    for path in written:
+    # The plot folder shows this report only: plots an earlier report wrote for datasets
+    # (or figures) left out now are removed; files of anyone else stay.
+    for path in plots.record_plots(plot_dir, figures):
+        print(f"removed {path} (an earlier report's; not part of this one)")
+    for path in written + figures:
         if path:
             print(f"wrote {path}")
 

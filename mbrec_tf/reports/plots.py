@@ -1,14 +1,71 @@
-"""The papers' figures as PNG files (matplotlib, no display needed)."""
+"""The papers' figures as PNG files (matplotlib, no display needed).
+
+Every figure draws a model in the same colour (`model_colour`), shows ± one standard
+deviation over seeds as error bars wherever the tables give mean ± std, and numbers epochs
+with integers. `record_plots` keeps a folder of plots to those of the latest report.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mbrec_tf.reports.tables import Run, group_runs, metric_summary, model_order
+from mbrec_tf.reports.tables import (
+    MULTI_BEHAVIOR,
+    SINGLE_BEHAVIOR,
+    Run,
+    group_runs,
+    metric_summary,
+    model_order,
+    summarize,
+)
+
+#: Twenty distinct colours: matplotlib's tab10, then the light half of tab20.
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+#: The file in a plot folder that lists the plots the latest report wrote there.
+PLOTS_RECORD = "plots.json"
+
+
+def model_colour(model: str) -> str:
+    """The model's colour, the same in every figure of every dataset."""
+    known = [*SINGLE_BEHAVIOR, *MULTI_BEHAVIOR]
+    if model in known:
+        return _PALETTE[known.index(model) % len(_PALETTE)]
+    spare = _PALETTE[len(known) :] or _PALETTE
+    return spare[zlib.crc32(model.encode()) % len(spare)]
+
+
+def record_plots(plot_dir: str, written: Iterable[str | None]) -> list[str]:
+    """Records the plots this report wrote in `plot_dir`, and deletes the ones an earlier
+    report recorded there but this one did not write again (e.g. a dataset left out now);
+    returns the deleted paths. Files no report recorded are never touched."""
+    record = os.path.join(plot_dir, PLOTS_RECORD)
+    names = sorted({os.path.basename(p) for p in written if p})
+    previous: list[str] = []
+    if os.path.exists(record):
+        with open(record) as f:
+            previous = json.load(f).get("plots", [])
+    removed = []
+    for name in previous:
+        path = os.path.join(plot_dir, os.path.basename(name))
+        if name not in names and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    os.makedirs(plot_dir, exist_ok=True)
+    with open(record, "w") as f:
+        json.dump({"plots": names}, f, indent=2)
+        f.write("\n")
+    return removed
 
 
 def _pyplot():
@@ -43,9 +100,18 @@ def hr_at_k(runs: Iterable[Run], dataset: str, path: str) -> str | None:
             if re.fullmatch(r"hr@\d+", k)
         )
         points = [(k, metric_summary(grouped[(dataset, model)], key)) for k, key in keys]
-        points = [(k, s.mean) for k, s in points if s is not None]
+        points = [(k, s.mean, s.std) for k, s in points if s is not None]
         if points:
-            axes.plot(*zip(*points, strict=True), marker="o", label=model)
+            ks, means, stds = zip(*points, strict=True)
+            axes.errorbar(
+                ks,
+                means,
+                yerr=stds if len(grouped[(dataset, model)]) > 1 else None,
+                marker="o",
+                capsize=3,
+                color=model_colour(model),
+                label=model,
+            )
     axes.set(xlabel="K", ylabel="HR@K (test, full ranking)", title=f"{dataset}: HR@K")
     axes.legend(fontsize="small")
     return _save(figure, path)
@@ -54,21 +120,39 @@ def hr_at_k(runs: Iterable[Run], dataset: str, path: str) -> str | None:
 def metric_by_epoch(
     runs: Iterable[Run], dataset: str, path: str, metric: str = "hr@100"
 ) -> str | None:
-    """Validation `metric` against the epoch (the EHCF paper's Figure 3), first seed of each
-    model; models fitted in closed form have no curve."""
+    """Validation `metric` against the epoch (the EHCF paper's Figure 3): the mean over
+    seeds with ± std error bars at the epochs every seed evaluated (the first seed's curve
+    when they share fewer than two); models fitted in closed form have no curve."""
+    from matplotlib.ticker import MaxNLocator
+
     grouped = group_runs(runs)
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     drawn = False
     for model in model_order(m for d, m in grouped if d == dataset):
-        run = min(grouped[(dataset, model)], key=lambda r: r.seed)
-        points = [(e["epoch"], e[metric]) for e in run.history if metric in e]
-        if points:
-            axes.plot(*zip(*points, strict=True), marker=".", label=model)
-            drawn = True
+        curves = [
+            {e["epoch"]: e[metric] for e in run.history if metric in e}
+            for run in sorted(grouped[(dataset, model)], key=lambda r: r.seed)
+        ]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        shared = sorted(set.intersection(*(set(c) for c in curves)))
+        if len(curves) > 1 and len(shared) >= 2:
+            summaries = [summarize(c[epoch] for c in curves) for epoch in shared]
+            means = [s.mean if s else np.nan for s in summaries]
+            stds = [s.std if s else 0.0 for s in summaries]
+        else:
+            shared = sorted(curves[0])
+            means, stds = [curves[0][epoch] for epoch in shared], None
+        axes.errorbar(
+            shared, means, yerr=stds, marker=".", capsize=2, color=model_colour(model), label=model
+        )
+        drawn = True
     if not drawn:
         _pyplot().close(figure)
         return None
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set(xlabel="epoch", ylabel=f"{metric.upper()} (validation)", title=f"{dataset}")
     axes.legend(fontsize="small")
     return _save(figure, path)
@@ -78,7 +162,8 @@ def metric_by_user_group(
     runs: Iterable[Run], dataset: str, path: str, metric: str = "hr@100"
 ) -> str | None:
     """Test `metric` per group of users by their number of target training interactions
-    (the EHCF paper's Figure 4): grouped bars, mean over seeds."""
+    (the EHCF paper's Figure 4): grouped bars, mean over seeds with ± std error bars; each
+    group's label gives its number of test users (a small group's bar may be empty)."""
     grouped = group_runs(runs)
     models = model_order(m for d, m in grouped if d == dataset)
     if not models:
@@ -98,12 +183,31 @@ def metric_by_user_group(
     width = 0.8 / len(models)
     positions = np.arange(len(labels))
     for index, model in enumerate(models):
-        values = []
+        values, errors = [], []
         for label in labels:
             summary = metric_summary(grouped[(dataset, model)], f"groups/{label}/{metric}")
             values.append(np.nan if summary is None else summary.mean)
-        axes.bar(positions + index * width, values, width, label=model)
-    axes.set_xticks(positions + width * (len(models) - 1) / 2, labels)
+            errors.append(0.0 if summary is None else summary.std)
+        several_seeds = len(grouped[(dataset, model)]) > 1
+        axes.bar(
+            positions + index * width,
+            values,
+            width,
+            yerr=errors if several_seeds else None,
+            capsize=2,
+            color=model_colour(model),
+            label=model,
+        )
+    counts = []
+    for label in labels:
+        sizes = [
+            run.results.get("test", {}).get(f"groups/{label}/num_users")
+            for model in models
+            for run in grouped[(dataset, model)]
+        ]
+        sizes = [int(n) for n in sizes if n is not None]
+        counts.append(f"{label}\n{max(sizes):,} users" if sizes else label)
+    axes.set_xticks(positions + width * (len(models) - 1) / 2, counts)
     axes.set(
         xlabel="target training interactions per user",
         ylabel=f"{metric.upper()} (test)",

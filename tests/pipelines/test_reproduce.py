@@ -1,5 +1,6 @@
 """pipelines.reproduce on the tiny synthetic data: tables, plots, and reuse of finished runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -51,9 +52,21 @@ def test_reproduce_writes_tables_and_plots_then_reuses_runs(tmp_path):
         for seed in (1, 2):
             assert (out / "runs" / "mbrec_synthetic_tiny" / model / f"seed_{seed}").is_dir()
 
+    # An earlier report's plot of another dataset, and a file of the user's.
+    record = json.loads((out / "plots" / "plots.json").read_text())
+    assert sorted(record["plots"]) == sorted(p.name for p in (out / "plots").glob("*.png"))
+    (out / "plots" / "hr_at_k_beibei.png").write_bytes(b"old")
+    (out / "plots" / "plots.json").write_text(
+        json.dumps({"plots": [*record["plots"], "hr_at_k_beibei.png"]})
+    )
+    (out / "plots" / "mine.png").write_bytes(b"the user's")
+
     second = _reproduce(tmp_path)
     assert second.count("reused") == 4
     assert (out / "table.md").read_text() == table
+    assert not (out / "plots" / "hr_at_k_beibei.png").exists()  # not in this report
+    assert (out / "plots" / "mine.png").read_bytes() == b"the user's"  # never ours
+    assert json.loads((out / "plots" / "plots.json").read_text()) == record
 
 
 def test_lambda_points_cover_the_simplex():

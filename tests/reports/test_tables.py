@@ -79,3 +79,93 @@ def test_plots_are_written(tmp_path):
     assert plots.lambda_grid(grid, ("view", "cart", "buy"), "x", str(tmp_path / "l3.png"))
     line = {(0.0, 1.0): 0.1, (0.5, 0.5): 0.2}
     assert plots.lambda_grid(line, ("cart", "buy"), "x", str(tmp_path / "l2.png"))
+
+
+def test_the_published_ehcf_beibei_row_is_the_authors_correction():
+    text = tables.markdown_table([_run("ehcf", 1, 0.3)], ["beibei"], ("hr@10", "ndcg@10"), "x")
+    published = next(line for line in text.splitlines() if "*ehcf, published*" in line)
+    assert "*0.1551*" in published and "*0.0831*" in published
+    assert "0.0608" not in text and "0.0325" not in text  # the superseded figures
+
+
+@pytest.fixture
+def figures(monkeypatch) -> list:
+    """The matplotlib figures the plot functions make, kept open for inspection."""
+    kept: list = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: kept.append(figure) or path)
+    yield kept
+    import matplotlib.pyplot as plt
+
+    for figure in kept:
+        plt.close(figure)
+
+
+def _seeded_runs():
+    runs = []
+    for model, base in (("bpr", 0.1), ("ehcf", 0.3)):
+        for seed, noise in ((1, -0.02), (2, 0.02)):
+            runs.append(
+                _run(
+                    model,
+                    seed,
+                    base + noise,
+                    history=[{"epoch": 1, "hr@100": base + noise}, {"epoch": 3, "hr@100": base}],
+                )
+            )
+            runs[-1].results["test"].update(
+                {"hr@50": base + 2 * noise, "groups/1-4/num_users": 3.0}
+            )
+    return runs
+
+
+def test_plots_draw_std_error_bars_one_colour_per_model_and_integer_epochs(figures):
+    import matplotlib.container
+
+    runs = _seeded_runs()
+    plots.hr_at_k(runs, "beibei", "a.png")
+    plots.metric_by_epoch(runs, "beibei", "b.png")
+    plots.metric_by_user_group(runs, "beibei", "c.png")
+    colours = {}
+    for figure in figures:
+        (axes,) = figure.axes
+        containers = [
+            c
+            for c in axes.containers
+            if isinstance(
+                c, (matplotlib.container.ErrorbarContainer, matplotlib.container.BarContainer)
+            )
+        ]
+        assert containers
+        for container in containers:
+            label = container.get_label()
+            if isinstance(container, matplotlib.container.ErrorbarContainer):
+                if container.lines[0] is None:
+                    continue  # the error bars of a bar chart: checked with the bars
+                assert container.has_yerr, label  # two seeds: ± std drawn
+                colour = container.lines[0].get_color()
+            else:
+                assert container.errorbar is not None, label
+                colour = matplotlib.colors.to_hex(container.patches[0].get_facecolor())
+            colours.setdefault(label, set()).add(matplotlib.colors.to_hex(colour))
+    assert set(colours) == {"bpr", "ehcf"}
+    assert all(len(c) == 1 for c in colours.values())  # the same colour in every figure
+    assert colours["bpr"] != colours["ehcf"]
+    assert plots.model_colour("bpr") == plots.model_colour("bpr") != plots.model_colour("ehcf")
+    epoch_axes = figures[1].axes[0]
+    ticks = [t for t in epoch_axes.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # no epoch 1.5
+    group_labels = [t.get_text() for t in figures[2].axes[0].get_xticklabels()]
+    assert group_labels == ["1-4\n3 users"]
+
+
+def test_record_plots_removes_only_plots_an_earlier_report_recorded(tmp_path):
+    plot_dir = tmp_path / "plots"
+    plot_dir.mkdir()
+    for name in ("a.png", "b.png", "mine.png"):
+        (plot_dir / name).write_bytes(b"x")
+    assert (
+        plots.record_plots(str(plot_dir), [str(plot_dir / "a.png"), str(plot_dir / "b.png")]) == []
+    )
+    removed = plots.record_plots(str(plot_dir), [str(plot_dir / "a.png"), None])
+    assert removed == [str(plot_dir / "b.png")]
+    assert sorted(p.name for p in plot_dir.iterdir()) == ["a.png", "mine.png", "plots.json"]
