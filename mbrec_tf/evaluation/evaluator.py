@@ -1,4 +1,4 @@
-"""Batched evaluation of a `Recommender` under both protocols of EVALUATION.md.
+"""Batched evaluation of a `Recommender` under both protocols of docs/evaluation.md.
 
 Full ranking: every item is a candidate except the user's *target* items known before the
 split (training items; for the test split also the validation item), so an item the user
