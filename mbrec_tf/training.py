@@ -27,7 +27,7 @@ from typing import Any
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import registry
+from mbrec_tf import distribute, registry
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import RunNotFoundError, UserError
 from mbrec_tf.models.base import Recommender
@@ -58,6 +58,7 @@ class RunSettings:
     checkpoint_every: int = 1
     seed: int = 42
     verbose: int = 1
+    strategy: str = "default"  # the --strategy the run was trained under (distribute.py)
 
     @property
     def dataset_name(self) -> str:
@@ -82,13 +83,17 @@ def build(
 ) -> Recommender:
     """The model, compiled with its task and optimizer, created inside `strategy.scope()`.
 
-    Closed-form models are built uncompiled: they have no gradient steps.
+    Closed-form models are built uncompiled: they have no gradient steps. Under a
+    distributed strategy the optimizer's slots are created here, in the strategy's scope,
+    not inside the first distributed step.
     """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = spec.build(data, config)
         if not spec.closed_form:
             spec.compile(model, data, config)
+            if distribute.is_distributed(strategy):
+                distribute.create_optimizer_slots(model)
     return model
 
 
@@ -153,15 +158,19 @@ class _Checkpointing:
     `checkpoints/ckpt-N` holds the state after epoch N (the resume points);
     `selected/ckpt-N` the weights the run selected, those of epoch N (the best validation
     epoch; 0 for a model fitted in closed form), which evaluate and export load.
+    Checkpoints are read from `model_dir` and written to `write_dir` (the same, except on
+    a multi-worker run's non-chief workers, which write to a temporary folder).
     """
 
-    def __init__(self, model: Recommender, model_dir: str):
+    def __init__(self, model: Recommender, model_dir: str, write_dir: str | None = None):
         self.checkpoint, self.epoch = _checkpoint(model)
+        self.model_dir = model_dir
+        write_dir = write_dir or model_dir
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, CHECKPOINT_SUBDIR), max_to_keep=3
+            self.checkpoint, os.path.join(write_dir, CHECKPOINT_SUBDIR), max_to_keep=3
         )
         self.selected = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, SELECTED_SUBDIR), max_to_keep=1
+            self.checkpoint, os.path.join(write_dir, SELECTED_SUBDIR), max_to_keep=1
         )
 
     def restore_latest(self) -> int:
@@ -170,14 +179,14 @@ class _Checkpointing:
         A run that stopped early is done with all its epochs (its selected checkpoint says
         so), so it is not trained further.
         """
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
-            logging.warning(
-                "resumed from %s (epoch %d)", self.manager.latest_checkpoint, self.finished
-            )
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, CHECKPOINT_SUBDIR))
+        if latest:
+            self.checkpoint.restore(latest).expect_partial()
+            logging.warning("resumed from %s (epoch %d)", latest, self.finished)
         done = self.finished
-        if self.selected.latest_checkpoint:
-            reader = tf.train.load_checkpoint(self.selected.latest_checkpoint)
+        selected = tf.train.latest_checkpoint(os.path.join(self.model_dir, SELECTED_SUBDIR))
+        if selected:
+            reader = tf.train.load_checkpoint(selected)
             done = max(done, int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")))
         return done
 
@@ -213,6 +222,7 @@ RESUMABLE_SETTINGS = (
     "checkpoint_every",
     "metrics_k",
     "verbose",
+    "strategy",
 )
 
 
@@ -312,12 +322,15 @@ def fit(
     checkpointing: _Checkpointing,
     initial_epoch: int,
     valid_evaluator: Any,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[float, Any]:
     """Keras `fit` from `initial_epoch` with validation, TensorBoard and checkpoints.
 
-    Selects the best evaluated weights (the evaluation callback restores them) and saves
-    them as the run's final checkpoint. Returns the training seconds and the callback.
+    The input goes through `strategy` (`distribute.training_inputs`). Selects the best
+    evaluated weights (the evaluation callback restores them) and saves them as the run's
+    final checkpoint. Returns the training seconds and the callback.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     from mbrec_tf.evaluation import EvaluationCallback
 
     eval_callback = EvaluationCallback(
@@ -335,12 +348,15 @@ def fit(
         CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
     ]
     # A resumed run continues with fresh shuffles and negatives, not epoch 0's again.
-    train_inputs = spec.build_inputs(data, config, settings.seed + initial_epoch)
+    train_inputs, steps_per_epoch = distribute.training_inputs(
+        strategy, spec, data, config, settings.seed + initial_epoch
+    )
     start = time.perf_counter()
     model.fit(
         train_inputs,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
         verbose=settings.verbose,
     )
@@ -415,35 +431,48 @@ def train_and_evaluate(
     overwrite: bool = False,
     export: bool = True,
     test: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """One run: load, build, restore, fit, select, evaluate, export.
 
     The run directory must be new, hold this same configuration (then the run resumes),
     or be given up with `overwrite`. `export=False` skips the SavedModel and `test=False`
-    the test split (tuning trials: results.json then has `"test": null`).
-    Returns the results dictionary that is also written to `<model_dir>/results.json`.
+    the test split (tuning trials: results.json then has `"test": null`). The model trains
+    under `strategy` (default: none, one device). Returns the results dictionary that is
+    also written to `<model_dir>/results.json`; a multi-worker run's other workers train
+    with the chief and return `{"chief": False}`, writing nothing.
     """
     spec = registry.get(settings.model)
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
+    settings = dataclasses.replace(settings, strategy=distribute.strategy_name(strategy))
     if not spec.closed_form and config.epochs < 1:
         raise UserError(
             f"--epochs={config.epochs}: a {settings.model} run trains at least one epoch "
             "(to evaluate a trained run, use pipelines.evaluate)"
         )
-    check_writable(settings.model_dir, "model_dir")
-    if settings.export_dir:
-        check_writable(settings.export_dir, "export_dir")
+    if settings.eval_every == 0 and settings.strategy == distribute.MULTI_WORKER:
+        # Every worker evaluates and must select the same epochs: no timing-based interval.
+        settings = dataclasses.replace(settings, eval_every=1)
+    if chief:
+        check_writable(settings.model_dir, "model_dir")
+        if settings.export_dir:
+            check_writable(settings.export_dir, "export_dir")
     tf.keras.utils.set_random_seed(settings.seed)
     if data is None:
         data = load_data(settings.dataset, settings.data_dir, settings.manual_dir)
     run_config = make_run_config(settings, config, data)
-    prepare_run_directory(settings.model_dir, run_config, overwrite)
+    if chief:
+        prepare_run_directory(settings.model_dir, run_config, overwrite)
     export_dir = settings.export_dir or os.path.join(settings.model_dir, "export")
-    if export and not settings.export_dir:
+    if chief and export and not settings.export_dir:
         check_writable(export_dir, "export_dir")
 
-    model = build(spec, config, data)
-    checkpointing = _Checkpointing(model, settings.model_dir)
-    initial_epoch = checkpointing.restore_latest()
+    model = build(spec, config, data, strategy)
+    write_dir = distribute.worker_directory(settings.model_dir, strategy)
+    checkpointing = _Checkpointing(model, settings.model_dir, write_dir)
+    # A worker must not resume from the checkpoints the chief is deleting (--overwrite).
+    initial_epoch = checkpointing.restore_latest() if chief or not overwrite else 0
 
     valid_evaluator = _make_evaluator(data, "valid", settings)
     train_seconds, eval_callback = 0.0, None
@@ -451,13 +480,27 @@ def train_and_evaluate(
         train_seconds = fit_closed_form(spec, model, config, data, checkpointing)
     elif initial_epoch < config.epochs:
         train_seconds, eval_callback = fit(
-            spec, model, config, data, settings, checkpointing, initial_epoch, valid_evaluator
+            spec,
+            model,
+            config,
+            data,
+            settings,
+            checkpointing,
+            initial_epoch,
+            valid_evaluator,
+            strategy,
         )
         if eval_callback.diverged_epoch is not None and eval_callback.best_epoch is None:
             raise UserError(
                 f"training diverged in epoch {eval_callback.diverged_epoch + 1} (non-finite "
                 "loss or weights) before any evaluation: try a smaller --learning_rate"
             )
+    if not chief:
+        distribute.remove_worker_directory(settings.model_dir, strategy)
+        return {"chief": False}
+    if distribute.is_distributed(strategy):
+        # Evaluate and export the selected weights in a plain model of this process.
+        model = restore_run(settings.model_dir, data=data)[0]
 
     history = update_history(settings.model_dir, eval_callback, initial_epoch)
     valid_metrics, test_metrics, eval_seconds = evaluate_splits(
@@ -469,6 +512,8 @@ def train_and_evaluate(
         "dataset": settings.dataset,
         "flags": dict(flags_record or dataclasses.asdict(settings)),
         "config": config_lib.to_dict(config),
+        "strategy": settings.strategy,
+        "replicas": int(strategy.num_replicas_in_sync),
         "valid": valid_metrics,
         "test": test_metrics,
         "best_epoch": _one_based(getattr(eval_callback, "best_epoch", None)),

@@ -56,7 +56,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags, logging  # noqa: E402
 
 from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import registry, training  # noqa: E402
+from mbrec_tf import distribute, registry, training  # noqa: E402
 from mbrec_tf.data.dataset import MultiBehaviorData  # noqa: E402
 from mbrec_tf.errors import UserError  # noqa: E402
 from pipelines import flags as common  # noqa: E402
@@ -68,6 +68,7 @@ def define_flags() -> None:
     """All flags of the benchmark."""
     common.define_data_flags()
     common.define_model_flags()
+    common.define_strategy_flag()
     flags.adopt_module_key_flags(common)
     flags.DEFINE_integer("warmup_epochs", 1, "Untimed epochs first (tracing).", lower_bound=0)
     flags.DEFINE_integer("timed_epochs", 5, "Timed training epochs.", lower_bound=1)
@@ -164,14 +165,19 @@ def time_training(
     warmup_epochs: int,
     timed_epochs: int,
     seed: int,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Trains a fresh model for warm-up + timed epochs; returns it and the timed epochs."""
+    """Trains a fresh model for warm-up + timed epochs under `strategy` (default: none);
+    returns it and the timed epochs."""
+    strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(seed)
-    model = training.build(spec, config, data)
+    model = training.build(spec, config, data, strategy)
     timer = EpochTimer()
+    inputs, steps = distribute.training_inputs(strategy, spec, data, config, seed)
     model.fit(
-        spec.build_inputs(data, config, seed),
+        inputs,
         epochs=warmup_epochs + timed_epochs,
+        steps_per_epoch=steps,
         callbacks=[timer],
         verbose=0,
     )
@@ -426,8 +432,10 @@ def run(
     als_iterations: int = 0,
     profile_steps: int = 0,
     threads: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Every figure of the benchmark for one model on already loaded data."""
+    strategy = strategy or tf.distribute.get_strategy()
     spec = registry.get(model_name)
     if spec.closed_form:
         raise ValueError(f"{model_name} has no training loop to time")
@@ -438,13 +446,15 @@ def run(
         "config": config_lib.to_dict(config),
         "dataset_statistics": data.statistics(),
         "machine": machine_info(),
+        "strategy": distribute.strategy_name(strategy),
+        "replicas": int(strategy.num_replicas_in_sync),
     }
 
     # Smaller user samples first, so each one's peak RSS is its own (where it can be reset).
     smaller = [f for f in user_fractions or [] if f < 1.0]
     sizes = time_user_fractions(spec, config, data, smaller, warmup_epochs, timed_epochs, seed)
     reset_peak_rss()
-    model, train = time_training(spec, config, data, warmup_epochs, timed_epochs, seed)
+    model, train = time_training(spec, config, data, warmup_epochs, timed_epochs, seed, strategy)
     results["train_epoch"] = train
     results["train_epoch_seconds"] = train["median"]
     results["peak_rss_bytes_training"] = peak_rss_bytes()
@@ -474,7 +484,9 @@ def run(
     # Only whole-data models have the brute-force "dense" form of their decoupled loss.
     if dense_timed_epochs and getattr(config, "loss", None) == "decoupled":
         dense_config = dataclasses.replace(config, loss="dense")
-        _, dense = time_training(spec, dense_config, data, warmup_epochs, dense_timed_epochs, seed)
+        _, dense = time_training(
+            spec, dense_config, data, warmup_epochs, dense_timed_epochs, seed, strategy
+        )
         results["dense_epoch"] = dense
         results["dense_epoch_seconds"] = dense["median"]
         results["dense_speedup"] = dense["median"] / train["median"]
@@ -542,10 +554,11 @@ def report(results: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # keep TFDS/TF INFO lines out of the figures
-    start = time.perf_counter()
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    strategy = common.run_strategy()
+    start = time.perf_counter()
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
     load_seconds = time.perf_counter() - start
     peak_rss_after_load = peak_rss_bytes()
@@ -565,6 +578,7 @@ def main(argv: list[str]) -> None:
         als_iterations=FLAGS.als_iterations,
         profile_steps=FLAGS.profile_steps,
         threads=FLAGS.threads or (os.cpu_count() or 1),
+        strategy=strategy,
     )
     results["load_seconds"] = load_seconds
     results["peak_rss_bytes_after_load"] = peak_rss_after_load
@@ -572,7 +586,7 @@ def main(argv: list[str]) -> None:
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results["command"] = " ".join(["python -m pipelines.benchmark", *sys.argv[1:]])
     print(report(results))
-    if FLAGS.output_json:
+    if FLAGS.output_json and distribute.is_chief(strategy):
         tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)))
         with tf.io.gfile.GFile(FLAGS.output_json, "w") as f:
             json.dump(results, f, indent=2, sort_keys=True)

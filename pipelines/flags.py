@@ -53,6 +53,48 @@ def define_eval_users_flag() -> None:
     )
 
 
+def define_strategy_flag() -> None:
+    """--strategy: the tf.distribute strategy every run of the pipeline trains under."""
+    from mbrec_tf import distribute
+
+    flags.DEFINE_enum(
+        "strategy",
+        distribute.DEFAULT,
+        list(distribute.STRATEGIES),
+        "tf.distribute strategy: default (one device), mirrored (every local device), "
+        "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG) or "
+        "parameter_server (ParameterServerStrategy, cluster from TF_CONFIG; tables "
+        "partitioned over the ps tasks). Start a local cluster with pipelines.launch_local.",
+    )
+
+
+_RUN_STRATEGY: list = []
+
+
+def run_strategy(refuse: Sequence[str] = ()):
+    """The strategy `--strategy` names, built on the first call (make it before any other
+    TensorFlow work) and returned by every later one: one strategy per run.
+
+    A parameter-server cluster's `worker` and `ps` tasks never return: they serve the
+    chief until they are stopped. Strategies in `refuse` end in one line (exit 2).
+    """
+    from mbrec_tf import distribute
+
+    if _RUN_STRATEGY:
+        return _RUN_STRATEGY[0]
+    if FLAGS.strategy in refuse:
+        usage_error(
+            f"--strategy={FLAGS.strategy} is not available here: this pipeline runs one "
+            "process; use mirrored or parameter_server, or pipelines.train on a cluster"
+        )
+    if FLAGS.strategy == distribute.PARAMETER_SERVER:
+        cluster = distribute.cluster_from_environment()
+        if cluster and distribute.serves_only(cluster):
+            distribute.serve_forever(cluster)
+    _RUN_STRATEGY.append(distribute.make_strategy(FLAGS.strategy))
+    return _RUN_STRATEGY[0]
+
+
 def chosen_model(argv: Sequence[str]) -> str | None:
     """The value of `--model` in a command line (before any `--`), or None."""
     args = list(argv[1:])

@@ -49,6 +49,7 @@ LAMBDA_MODEL = "ehcf"
 
 def define_flags() -> None:
     """All flags of the reproduction pipeline."""
+    common.define_strategy_flag()
     flags.DEFINE_list(
         "models",
         None,
@@ -177,6 +178,7 @@ def run_one(dataset: str, model: str, seed: int, data, overrides: dict, name: st
         flags_record={**settings.__dict__, **overrides},
         overwrite=FLAGS.overwrite,
         export=False,
+        strategy=common.run_strategy(),
     )
     test = results["test"]
     print(
@@ -239,6 +241,7 @@ def machine() -> str:
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
+    common.run_strategy(refuse=("multi_worker",))  # every run trains under it
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")

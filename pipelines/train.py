@@ -31,6 +31,7 @@ def define_flags() -> None:
     """All flags of the training pipeline."""
     common.define_data_flags()
     common.define_model_flags()
+    common.define_strategy_flag()
     flags.adopt_module_key_flags(common)  # --help lists the shared and the model's flags
     flags.DEFINE_string(
         "config",
@@ -101,6 +102,7 @@ def _monitored_cutoff_is_computed(monitor: str, metrics_k: list[str]) -> bool:
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would drown the progress
+    strategy = common.run_strategy()
     dataset_name = FLAGS.dataset.split("/")[0]
     overrides = common.model_overrides(FLAGS.model)
     if FLAGS.config:
@@ -132,12 +134,16 @@ def main(argv: list[str]) -> None:
         checkpoint_every=FLAGS.checkpoint_every,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose if FLAGS.verbose is not None else (1 if sys.stdout.isatty() else 2),
+        strategy=FLAGS.strategy,
     )
     print(f"model {settings.model} on {settings.dataset}: {config_lib.to_dict(config)}")
     flags_record = {**settings.__dict__, **overrides}
     results = training.train_and_evaluate(
-        settings, config, flags_record=flags_record, overwrite=FLAGS.overwrite
+        settings, config, flags_record=flags_record, overwrite=FLAGS.overwrite, strategy=strategy
     )
+    if not results.get("chief", True):
+        print("worker done (the chief writes the results and the export)")
+        return
     ks = settings.metrics_k
     for split in ("valid", "test"):
         metrics = results[split]

@@ -40,6 +40,7 @@ def define_flags() -> None:
     """All flags of the tuning pipeline."""
     common.define_data_flags()
     common.define_model_flags()
+    common.define_strategy_flag()
     flags.adopt_module_key_flags(common)
     flags.DEFINE_string("tune_dir", None, "Study directory (default: tune/<model>/<dataset>).")
     flags.DEFINE_integer("num_trials", 20, "Trials to finish (the budget).", lower_bound=1)
@@ -172,6 +173,7 @@ def run_trial(study, trial, space, fixed, data, tune_dir) -> None:
             flags_record={**settings.__dict__, **overrides},
             export=False,
             test=False,  # the test split stays unread until the final run
+            strategy=common.run_strategy(),
         )
     except UserError as error:  # e.g. a learning rate that diverges: a failed trial
         trial.set_user_attr("error", str(error))
@@ -253,6 +255,7 @@ def write_reports(study, space, fixed, tune_dir: str) -> dict[str, Any] | None:
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
+    common.run_strategy(refuse=("multi_worker",))  # every trial trains under it
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # each trial's new evaluator retraces: expected here

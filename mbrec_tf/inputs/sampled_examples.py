@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.keys import contains, matrix_pairs, pair_keys
-from mbrec_tf.inputs.user_batches import per_replica_batch_size
+from mbrec_tf.inputs.user_batches import replica_batches
 from mbrec_tf.sampling import NegativeSampler
 
 
@@ -145,14 +145,11 @@ class SampledExamples:
         """A tf.data dataset of one epoch; each new iteration draws the next epoch.
 
         Epoch numbers start at `start_epoch`. With an `input_context`, each input pipeline
-        takes every n-th example of each chunk and batches `batch_size` split over the
-        replicas. The cardinality is declared so progress bars know it.
+        draws every chunk (the same examples and negatives as one process) and yields its
+        replicas' shares of each global batch (`replica_batches`). The cardinality is
+        declared so progress bars know it.
         """
-        pipelines, pipeline_id = 1, 0
-        if input_context is not None:
-            pipelines = input_context.num_input_pipelines
-            pipeline_id = input_context.input_pipeline_id
-        batch_size = per_replica_batch_size(self.batch_size, input_context)
+        batch_size = self.batch_size
         signature = self.output_signature()
         flat_specs = tf.nest.flatten(signature)
         epoch_counter = tf.Variable(int(start_epoch), dtype=tf.int64, trainable=False)
@@ -170,7 +167,7 @@ class SampledExamples:
 
         def draw(epoch: tf.Tensor, chunk: tf.Tensor, indices: tf.Tensor) -> dict:
             def numpy_chunk(e, c, ix):
-                columns = self.chunk(int(e), int(c), ix[pipeline_id::pipelines])
+                columns = self.chunk(int(e), int(c), ix)
                 return tf.nest.flatten(columns)
 
             flat = tf.numpy_function(
@@ -190,13 +187,11 @@ class SampledExamples:
             tf.data.Dataset.range(1).map(next_epoch).flat_map(chunks).map(draw).flat_map(split)
         )
         steps = sum(
-            -(
-                -len(range(pipeline_id, min(chunk_size, num_examples - start), pipelines))
-                // batch_size
-            )
+            -(-min(chunk_size, num_examples - start) // batch_size)
             for start in range(0, num_examples, chunk_size)
         )
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+        dataset = replica_batches(dataset, input_context)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
 

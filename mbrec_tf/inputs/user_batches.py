@@ -1,7 +1,8 @@
 """User batches with ragged per-behavior positives, the input of the whole-data task.
 
 The rows are gathered inside the graph from one ragged constant per behavior, so there is
-no per-user Python work while training, and the shuffle's state lives in tf.data.
+no per-user Python work while training; the epoch counter that seeds each epoch's shuffle
+lives in tf.data.
 """
 
 from __future__ import annotations
@@ -45,13 +46,34 @@ def training_users(data: MultiBehaviorData, behaviors: Sequence[str] | None = No
     return np.flatnonzero(counts > 0).astype(np.int32)
 
 
-def per_replica_batch_size(
-    global_batch_size: int, input_context: tf.distribute.InputContext | None
-) -> int:
-    """The batch one replica gets of `global_batch_size` (all of it without a context)."""
-    if input_context is None:
-        return int(global_batch_size)
-    return int(input_context.get_per_replica_batch_size(global_batch_size))
+def replica_batches(
+    global_batches: tf.data.Dataset, input_context: tf.distribute.InputContext | None
+) -> tf.data.Dataset:
+    """Each global batch as the batches of this input pipeline's replicas, in replica order.
+
+    Replica r of R gets rows [⌊r·b/R⌋, ⌊(r+1)·b/R⌋) of a global batch of b rows: every
+    global batch gives every replica one batch (empty when b < R), so a synchronous step
+    of all replicas sees exactly the global batch the single-device run sees, last batch
+    included, and every input pipeline yields the same number of steps. Every pipeline
+    must produce the same global batches (same seed). Without a context, or with one
+    replica, the global batches are returned as they are.
+    """
+    if input_context is None or input_context.num_replicas_in_sync <= 1:
+        return global_batches
+    replicas = int(input_context.num_replicas_in_sync)
+    local = replicas // int(input_context.num_input_pipelines)
+    first = int(input_context.input_pipeline_id) * local
+
+    def pieces(batch) -> tf.data.Dataset:
+        size = tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
+
+        def piece(replica: tf.Tensor):
+            low, high = replica * size // replicas, (replica + 1) * size // replicas
+            return tf.nest.map_structure(lambda values: values[low:high], batch)
+
+        return tf.data.Dataset.range(first, first + local).map(piece)
+
+    return global_batches.flat_map(pieces)
 
 
 def user_batches(
@@ -71,8 +93,8 @@ def user_batches(
     Every behavior of `data` is included (restrict `data` to choose them). Users without any
     training interaction are left out (they carry no signal for a whole-data loss). Shuffled
     with `seed`, afresh each epoch, when `shuffle`. With an `input_context`, each input
-    pipeline keeps its shard of the (identically shuffled) users and batches
-    `config.batch_size` split over the replicas.
+    pipeline yields its replicas' shares of every global batch of `config.batch_size` users
+    (`replica_batches`).
     """
     behaviors = tuple(data.behaviors)
     users = training_users(data, behaviors)
@@ -94,13 +116,25 @@ def user_batches(
             }
         return batch
 
-    dataset = tf.data.Dataset.from_tensor_slices(users)
-    if shuffle:
-        dataset = dataset.shuffle(len(users), seed=seed, reshuffle_each_iteration=True)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    return (
-        dataset.batch(per_replica_batch_size(config.batch_size, input_context))
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    # Epoch e's order is a stateless shuffle seeded by (seed, e), e a counter advanced by
+    # every new iteration: every input pipeline, and one process, draw the same orders.
+    epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+    user_ids = tf.constant(users)
+
+    def epoch_order(_: tf.Tensor) -> tf.Tensor:
+        epoch = epoch_counter.assign_add(1) - 1
+        if not shuffle:
+            return user_ids
+        key = tf.stack([tf.constant(seed, tf.int64), epoch])
+        return tf.random.experimental.stateless_shuffle(user_ids, seed=key)
+
+    steps = -(-len(users) // int(config.batch_size))
+    dataset = (
+        tf.data.Dataset.range(1)
+        .map(epoch_order)
+        .flat_map(tf.data.Dataset.from_tensor_slices)
+        .batch(config.batch_size)
+        .apply(tf.data.experimental.assert_cardinality(steps))
     )
+    dataset = replica_batches(dataset, input_context)
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -112,10 +112,13 @@ class Recommender(tf.keras.Model):
     def train_step(self, batch: Any) -> dict[str, tf.Tensor]:
         """One gradient step on the task loss plus regularisers, replica-aware.
 
-        Under a `tf.distribute` strategy each replica sees part of the global batch and the
-        replicas' gradients are summed: a mean-reduced task loss and the regularisers
-        (which do not grow with the batch) are divided by the number of replicas, a
-        sum-reduced task loss (additive over the batch) is not.
+        Under a `tf.distribute` strategy each replica sees its share of the global batch and
+        the replicas' gradients are summed. A sum-reduced task loss (additive over the
+        batch) is used as it is and the regularisers (which do not grow with the batch) are
+        divided by the number of replicas R. A mean-reduced task loss and its regularisers
+        are weighted by the replica's share of the global batch's examples, n_r · R / N
+        over R: the replicas' means then add up to the global batch's mean, also for an
+        uneven last batch (a replica without examples contributes nothing).
         """
         batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -124,6 +127,11 @@ class Recommender(tf.keras.Model):
             if self.task.reduction == "sum":
                 scaled = task_loss + regularization / replicas
             else:
+                share = self._example_share(batch, replicas)
+                task_loss, regularization, parts = (
+                    tf.nest.map_structure(lambda value: _weighted(value, share), item)
+                    for item in (task_loss, regularization, parts)
+                )
                 scaled = (task_loss + regularization) / replicas
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
@@ -131,6 +139,15 @@ class Recommender(tf.keras.Model):
             (g, v) for g, v in zip(gradients, variables, strict=True) if g is not None
         )
         return self._track(task_loss, regularization, parts, replicas)
+
+    @staticmethod
+    def _example_share(batch: Mapping[str, Any], replicas: int) -> tf.Tensor:
+        """n_r · R / N: this replica's examples relative to an even split of the batch."""
+        examples = tf.cast(tf.shape(batch["user"])[0], tf.float32)
+        if replicas == 1:
+            return tf.ones([])
+        total = tf.distribute.get_replica_context().all_reduce("sum", examples)
+        return examples * replicas / total
 
     def test_step(self, batch: Any) -> dict[str, tf.Tensor]:
         batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
@@ -152,3 +169,9 @@ class Recommender(tf.keras.Model):
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name])
         return {tracker.name: tracker.result() for tracker in self._trackers}
+
+
+def _weighted(value: tf.Tensor, share: tf.Tensor) -> tf.Tensor:
+    """`share · value`, and 0 for a replica without examples (whose mean is undefined)."""
+    share = tf.cast(share, value.dtype)
+    return tf.where(share > 0, share * value, tf.zeros_like(value))
