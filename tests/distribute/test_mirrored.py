@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import dataclasses, json, sys
     import numpy as np
     import tensorflow as tf
 
@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
         if not spec.closed_form:
             overrides.update(embedding_dim=4, batch_size=10, optimizer="adagrad",
                              learning_rate=0.1)
-        if name.startswith("ehcf"):
+        if "keep_prob" in {field.name for field in dataclasses.fields(spec.config_cls)}:
             overrides["keep_prob"] = 1.0  # dropout draws differ per device
         config = registry.resolve_config(name, data.name, overrides)
         runs = {}
