@@ -568,6 +568,8 @@ def main(argv: list[str]) -> None:
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    strategy = common.run_strategy()
+    start = time.perf_counter()
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
     load_seconds = time.perf_counter() - start
     peak_rss_after_load = peak_rss_bytes()
