@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from mbrec_tf.serving import export as export_lib  # noqa: E402
-from mbrec_tf.serving.server import clean_tf_message  # noqa: E402
+from mbrec_tf.serving.versions import clean_tf_message  # noqa: E402
 from pipelines import flags as common  # noqa: E402
 
 FLAGS = flags.FLAGS

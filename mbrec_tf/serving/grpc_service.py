@@ -35,7 +35,8 @@ from tensorflow_serving.apis import (
 )
 
 from mbrec_tf.serving import prediction
-from mbrec_tf.serving.versions import RequestError, Servable, bad_request, not_found
+from mbrec_tf.serving.prediction import PredictionEndpoint
+from mbrec_tf.serving.versions import RequestError, Servable, bad_request
 
 _CODES = {
     http.HTTPStatus.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
@@ -52,30 +53,18 @@ def _abort(context: grpc.ServicerContext, error: RequestError) -> None:
     context.abort(_CODES.get(error.status, grpc.StatusCode.INTERNAL), error.message)
 
 
-class _Common:
-    """Model name and version resolution shared by both services."""
-
-    def __init__(self, api):
-        self.api = api  # the RestApi: its watcher, model name and request limits
-
-    def servable(self, model_spec) -> Servable:
-        if model_spec.name != self.api.model_name:
-            raise not_found(
-                f"unknown model {model_spec.name[:200]!r}; this server serves "
-                f"{self.api.model_name!r}"
-            )
-        if model_spec.version_label:
-            raise not_found("version labels are not supported")
-        version = model_spec.version.value if model_spec.HasField("version") else None
-        return self.api.servable(version)
+def _servable(endpoint: PredictionEndpoint, model_spec) -> Servable:
+    """The version a request's `model_spec` names (model, optional version), or a 404."""
+    endpoint.check_model(model_spec.name, model_spec.version_label)
+    version = model_spec.version.value if model_spec.HasField("version") else None
+    return endpoint.servable(version)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata over the served versions."""
 
-    def __init__(self, api):
-        self._common = _Common(api)
-        self.limits = api.limits
+    def __init__(self, endpoint: PredictionEndpoint):
+        self.endpoint = endpoint
 
     def Predict(self, request, context):  # noqa: N802 - the proto's method name
         try:
@@ -85,7 +74,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         try:
-            servable = self._common.servable(request.model_spec)
+            servable = _servable(self.endpoint, request.model_spec)
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
                 raise bad_request(
@@ -102,18 +91,14 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return reply
 
     def _spec(self, spec, servable: Servable, signature: str) -> None:
-        spec.name = self._common.api.model_name
+        spec.name = self.endpoint.model_name
         spec.version.value = servable.version
         spec.signature_name = signature
 
     def _predict(self, request) -> predict_pb2.PredictResponse:
-        servable = self._common.servable(request.model_spec)
+        servable = _servable(self.endpoint, request.model_spec)
         signature = request.model_spec.signature_name or "serving_default"
-        if signature not in servable.inputs:
-            raise bad_request(
-                f"unknown signature {signature[:200]!r}; this model has {sorted(servable.inputs)}"
-            )
-        specs = servable.inputs[signature]
+        specs = self.endpoint.input_specs(servable, signature)
         defaults = servable.defaults(signature)
         given = set(request.inputs)
         unknown = sorted(given - set(specs))
@@ -131,7 +116,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         unknown_outputs = sorted(set(wanted) - set(outputs))
         if unknown_outputs:
             raise bad_request(f"output_filter names unknown outputs {unknown_outputs}; {outputs}")
-        results = prediction.predict(servable, signature, arrays, self.limits)
+        results = self.endpoint.predict(servable, signature, arrays)
         reply = predict_pb2.PredictResponse()
         self._spec(reply.model_spec, servable, signature)
         for name in wanted:
@@ -146,10 +131,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
             raise bad_request(f"input {name!r} needs a fully known shape, got {dims}")
         size = int(np.prod(dims, dtype=np.float64)) if dims else 1
-        prediction.check_input_size(name, size, self.limits.max_ids)
-        if not spec.shape.is_compatible_with(dims):
-            wanted = "[" + ", ".join("batch" if d is None else str(d) for d in spec.shape) + "]"
-            raise bad_request(f"input {name!r} must have shape {wanted}, got shape {dims}")
+        prediction.check_input_size(name, size, self.endpoint.limits.max_ids)
+        prediction.check_input_shape(name, dims, spec)
         try:
             return tf.make_ndarray(proto)
         except (TypeError, ValueError) as error:
@@ -159,20 +142,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     """GetModelStatus (HandleReloadConfigRequest answers UNIMPLEMENTED)."""
 
-    def __init__(self, api):
-        self._common = _Common(api)
+    def __init__(self, endpoint: PredictionEndpoint):
+        self.endpoint = endpoint
 
     def GetModelStatus(self, request, context):  # noqa: N802
-        api = self._common.api
+        spec = request.model_spec
         try:
-            if request.model_spec.name != api.model_name:
-                raise not_found(f"unknown model {request.model_spec.name[:200]!r}")
-            entries = api.watcher.statuses()
-            if request.model_spec.HasField("version"):
-                wanted = str(request.model_spec.version.value)
-                entries = [e for e in entries if e["version"] == wanted]
-            if not entries:
-                raise not_found(f"no such version of model {api.model_name!r}")
+            self.endpoint.check_model(spec.name)
+            entries = self.endpoint.statuses(
+                spec.version.value if spec.HasField("version") else None
+            )
         except RequestError as error:
             _abort(context, error)
         reply = get_model_status_pb2.GetModelStatusResponse()
@@ -189,7 +168,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 class GrpcServer:
     """A grpc server with both services on `host:port` (0: a free port, see `.port`)."""
 
-    def __init__(self, api, host: str, port: int, max_message_bytes: int, workers: int = 32):
+    def __init__(
+        self,
+        endpoint: PredictionEndpoint,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        workers: int = 32,
+    ):
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -200,9 +186,11 @@ class GrpcServer:
             options=options,
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(api), self._server
+            PredictionService(endpoint), self._server
         )
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(api), self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelService(endpoint), self._server
+        )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = self._server.add_insecure_port(address)

@@ -152,12 +152,12 @@ def test_the_serve_flag_sets_the_limit(tmp_path, string_data):
     values(["serve", f"--model_base_path={tmp_path}", "--port=0"])
     server = serve_pipeline.make_server(values)
     try:
-        assert server.api.limits.max_output_values == prediction.DEFAULT_MAX_OUTPUT_VALUES
+        assert server.endpoint.limits.max_output_values == prediction.DEFAULT_MAX_OUTPUT_VALUES
     finally:
         server._http.server_close()
     values(["serve", f"--model_base_path={tmp_path}", "--port=0", "--max_output_values=99"])
     server = serve_pipeline.make_server(values)
     try:
-        assert server.api.limits == prediction.RequestLimits(max_output_values=99)
+        assert server.endpoint.limits == prediction.RequestLimits(max_output_values=99)
     finally:
         server._http.server_close()
