@@ -250,7 +250,7 @@ def user_error_message(error: BaseException) -> str | None:
     Looks through exceptions that wrap another (TFDS re-raises errors of a builder).
     """
     from mbrec_tf.errors import UserError
-    from tfds_builders._formats import DataFormatError
+    from tfds_builders import DataFormatError
 
     seen: set[int] = set()
     while error is not None and id(error) not in seen:

@@ -1,12 +1,21 @@
 """TFDS builders of the multi-behavior datasets; importing this package registers them all.
 
-Each dataset is a folder `tfds_builders/<name>/` (builder module, `dummy_data/`); shared
+Each dataset is a folder `tfds_builders/<name>/` as in TFDS (the builder module, its
+`<name>_test.py` on `dummy_data/`, a README with the data's source and citation); shared
 parsing and preprocessing live in `_formats.py`, `_preprocessing.py`, and the common
-builder shape (features, metadata, config variants) in `_base.py`.
+builder shape (features, metadata, config variants) in `_base.py`. This module is the
+package's public API: the library and the pipelines import nothing else from it.
 """
 
 from tfds_builders._base import SPLIT, MultiBehaviorBuilder, MultiBehaviorConfig
 from tfds_builders._formats import DataFormatError
+from tfds_builders._preprocessing import (
+    NO_ITEM,
+    NUM_NEGATIVES,
+    EventLog,
+    Prepared,
+    prepare_event_log,
+)
 from tfds_builders.beibei import Beibei
 from tfds_builders.mbrec_synthetic import MbrecSynthetic
 from tfds_builders.movielens_100k import Movielens100k
@@ -28,4 +37,15 @@ BUILDERS: dict[str, type[MultiBehaviorBuilder]] = {
     )
 }
 
-__all__ = ["BUILDERS", "SPLIT", "DataFormatError", "MultiBehaviorBuilder", "MultiBehaviorConfig"]
+__all__ = [
+    "BUILDERS",
+    "NO_ITEM",
+    "NUM_NEGATIVES",
+    "SPLIT",
+    "DataFormatError",
+    "EventLog",
+    "MultiBehaviorBuilder",
+    "MultiBehaviorConfig",
+    "Prepared",
+    "prepare_event_log",
+]

@@ -24,11 +24,10 @@ import tensorflow_datasets as tfds
 import tfds_builders
 from mbrec_tf.data.dataset import MultiBehaviorData, interaction_matrix
 from mbrec_tf.errors import UserError
-from tfds_builders import _preprocessing as prep
 
 DATASETS: tuple[str, ...] = tuple(tfds_builders.BUILDERS)
 DEFAULT_DATASET = "mbrec_synthetic"
-NUM_NEGATIVES = prep.NUM_NEGATIVES
+NUM_NEGATIVES = tfds_builders.NUM_NEGATIVES
 
 _READ_BATCH = 4096
 
@@ -329,7 +328,7 @@ def _ids(values: list, id_type: str) -> np.ndarray:
     return np.asarray(values, dtype=np.int64 if id_type == "int" else object)
 
 
-def from_prepared(prepared: prep.Prepared, name: str) -> MultiBehaviorData:
+def from_prepared(prepared: tfds_builders.Prepared, name: str) -> MultiBehaviorData:
     """A MultiBehaviorData straight from preprocessed data (tests; no TFDS round trip)."""
     return MultiBehaviorData(
         name=name,

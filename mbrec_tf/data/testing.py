@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import tfds_builders
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.loading import from_prepared
-from tfds_builders import _preprocessing as prep
 from tfds_builders.mbrec_synthetic import generator
 
 
@@ -52,7 +52,7 @@ def random_data(
         seed=seed,
     )
     log = generator.generate(spec)
-    events = prep.EventLog(
+    events = tfds_builders.EventLog(
         users=log.users,
         items=log.items,
         behaviors=log.behaviors,
@@ -61,7 +61,7 @@ def random_data(
         item_ids=np.arange(num_items),
         behavior_names=behaviors,
     )
-    prepared = prep.prepare_event_log(
+    prepared = tfds_builders.prepare_event_log(
         events, min_user_events=0, min_item_events=0, keep_unused_ids=True
     )
     prepared = prepared.with_negatives(num_negatives, seed=seed)

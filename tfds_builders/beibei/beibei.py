@@ -7,7 +7,7 @@ random training purchase per user (seeded) held out for validation.
 
 from __future__ import annotations
 
-from tfds_builders import _given_split
+from tfds_builders import _citations, _given_split
 
 
 class Beibei(_given_split.EhcfLayoutBuilder):
@@ -18,12 +18,7 @@ class Beibei(_given_split.EhcfLayoutBuilder):
         "a given train/test split, add-to-cart, and views where available."
     )
     HOMEPAGE = "https://github.com/chenchongthu/EHCF"
-    CITATION = """@inproceedings{chen2020efficient,
-  title={Efficient Heterogeneous Collaborative Filtering without Negative Sampling for
-         Recommendation},
-  author={Chen, Chong and Zhang, Min and Ma, Weizhi and Zhang, Yongfeng and Liu, Yiqun and
-          Ma, Shaoping},
-  booktitle={AAAI}, year={2020}}"""
+    CITATION = _citations.EHCF + "\n" + _citations.NMTR
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the EHCF files of Beibei in the manual directory (--manual_dir):
       buy.train.txt, buy.test.txt (required; `uid<TAB>sid` header, then `user<TAB>item`),

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from tfds_builders import _base
+from tfds_builders import _base, _citations
 from tfds_builders import _formats as formats
 from tfds_builders import _preprocessing as prep
 
@@ -67,10 +67,7 @@ class Movielens100k(_base.MultiBehaviorBuilder):
         "implicit single-behavior feedback."
     )
     HOMEPAGE = "https://grouplens.org/datasets/movielens/100k/"
-    CITATION = """@article{harper2015movielens,
-  title={The MovieLens Datasets: History and Context},
-  author={Harper, F. Maxwell and Konstan, Joseph A.},
-  journal={ACM Transactions on Interactive Intelligent Systems}, year={2015}}"""
+    CITATION = _citations.MOVIELENS
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
     Put u.data (and optionally u.item, for titles) of ml-100k in the manual directory
     (--manual_dir), or the folder the GroupLens zip extracts to. Public source: {URL}

@@ -10,7 +10,7 @@ held out for validation.
 
 from __future__ import annotations
 
-from tfds_builders import _given_split
+from tfds_builders import _citations, _given_split
 
 
 class Retailrocket(_given_split.AdjacencyLayoutBuilder):
@@ -26,6 +26,7 @@ class Retailrocket(_given_split.AdjacencyLayoutBuilder):
         "multi-behavior subset used with GHCF-style models."
     )
     HOMEPAGE = "https://www.kaggle.com/datasets/retailrocket/ecommerce-dataset"
+    CITATION = _citations.RETAILROCKET
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put pv.txt, cart.txt, train.txt and test.txt (lines `user item item ...`) in the manual
     directory (--manual_dir). Public source of this version:

@@ -7,7 +7,7 @@ plus one random training purchase per user (seeded) held out for validation.
 
 from __future__ import annotations
 
-from tfds_builders import _given_split
+from tfds_builders import _citations, _given_split
 
 
 class Taobao(_given_split.EhcfLayoutBuilder):
@@ -18,6 +18,7 @@ class Taobao(_given_split.EhcfLayoutBuilder):
         "split, add-to-cart and page views."
     )
     HOMEPAGE = "https://github.com/chenchongthu/EHCF"
+    CITATION = _citations.EHCF
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the EHCF files of Taobao in the manual directory (--manual_dir):
       buy.train.txt, buy.test.txt (required; `uid<TAB>sid` header, then `user<TAB>item`),

@@ -11,7 +11,7 @@ per user with at least two (seeded).
 
 from __future__ import annotations
 
-from tfds_builders import _given_split
+from tfds_builders import _citations, _given_split
 
 
 class TaobaoUb4(_given_split.AdjacencyLayoutBuilder):
@@ -32,6 +32,7 @@ class TaobaoUb4(_given_split.AdjacencyLayoutBuilder):
         "favourites, add-to-cart and purchases, split per behavior into train and test."
     )
     HOMEPAGE = "https://tianchi.aliyun.com/dataset/649"
+    CITATION = _citations.USER_BEHAVIOR
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the folders behavior_1 (pv), behavior_2 (fav), behavior_3 (cart) and behavior_4
     (buy), each holding train.txt and test.txt (lines `user<TAB>item<TAB>item...`), in the

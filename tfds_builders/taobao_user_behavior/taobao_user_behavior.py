@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tfds_builders import _base
+from tfds_builders import _base, _citations
 from tfds_builders import _formats as formats
 from tfds_builders import _preprocessing as prep
 
@@ -121,6 +121,7 @@ class TaobaoUserBehavior(_base.MultiBehaviorBuilder):
         "and purchase events of about 1M users, 25 Nov - 3 Dec 2017."
     )
     HOMEPAGE = "https://tianchi.aliyun.com/dataset/649"
+    CITATION = _citations.USER_BEHAVIOR
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Download UserBehavior.csv.zip from https://tianchi.aliyun.com/dataset/649 (free
     account needed) and put UserBehavior.csv.zip or the extracted UserBehavior.csv in the
