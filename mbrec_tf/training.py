@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import statistics
 import time
@@ -216,7 +217,9 @@ class _Checkpointing:
 
     `checkpoints/ckpt-N` holds the state after epoch N (the resume points);
     `selected/ckpt-N` the weights the run selected, those of epoch N (the best validation
-    epoch; 0 for a model fitted in closed form), which evaluate and export load.
+    epoch; 0 for a model fitted in closed form), which evaluate and export load; it is saved
+    whenever an evaluation becomes the best, so a run killed and resumed still selects among
+    the evaluations of before the kill.
     Checkpoints are read from `model_dir` and written to `write_dir` (the same, except on
     a multi-worker run's non-chief workers, which write to a temporary folder).
     """
@@ -256,18 +259,36 @@ class _Checkpointing:
     def finished(self) -> int:
         return int(self.epoch.numpy())
 
-    def restore_selected(self) -> int | None:
-        """Restores the selected weights, if any; returns their epoch (None: none saved)."""
-        path = self.selected.latest_checkpoint
+    def selected_epoch(self) -> int | None:
+        """The epoch of the run's selected weights (None: none saved, or damaged)."""
+        path = tf.train.latest_checkpoint(os.path.join(self.model_dir, SELECTED_SUBDIR))
         if path is None or checkpoint_damage(path) is not None:
             return None
-        self.checkpoint.restore(path).expect_partial()
         return int(path.rsplit("-", 1)[1])
+
+    def restore_selected(self) -> int | None:
+        """Restores the selected weights, if any; returns their epoch (None: none saved)."""
+        epoch = self.selected_epoch()
+        if epoch is None:
+            return None
+        path = tf.train.latest_checkpoint(os.path.join(self.model_dir, SELECTED_SUBDIR))
+        self.checkpoint.restore(path).expect_partial()
+        return epoch
 
     def save_selected(self, selected_epoch: int, done_through: int) -> None:
         """Saves the current (selected) weights as those of `selected_epoch`."""
         self.epoch.assign(done_through)
         self.selected.save(checkpoint_number=selected_epoch)
+
+    def save_best_so_far(self, epoch_number: int) -> None:
+        """Saves the current weights, the best evaluated so far, as the selected ones while
+        training goes on (a kill keeps them for the resumed run). The epoch count saved
+        with them is that of the latest resume point, so resuming trains no epoch less."""
+        finished = self.finished
+        latest = self.manager.latest_checkpoint
+        self.epoch.assign(int(latest.rsplit("-", 1)[1]) if latest else 0)
+        self.selected.save(checkpoint_number=epoch_number)
+        self.epoch.assign(finished)
 
 
 class HistoryCallback(tf.keras.callbacks.Callback):
@@ -281,6 +302,52 @@ class HistoryCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         update_history(self.model_dir, self.eval_callback, self.initial_epoch)
+
+
+class SelectedCheckpointCallback(tf.keras.callbacks.Callback):
+    """Saves the weights of each evaluation that becomes the best as the run's selected
+    checkpoint, so that a run killed and resumed still has them."""
+
+    def __init__(self, checkpointing: _Checkpointing, eval_callback: Any):
+        super().__init__()
+        self.checkpointing = checkpointing
+        self.eval_callback = eval_callback
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        evaluations = self.eval_callback.evaluations
+        if evaluations and evaluations[-1][0] == epoch and self.eval_callback.best_epoch == epoch:
+            self.checkpointing.save_best_so_far(epoch + 1)
+
+
+def previous_best(
+    model_dir: str, monitor: str, initial_epoch: int, selected_epoch: int | None
+) -> tuple[int, dict[str, float]] | None:
+    """(0-based epoch, metrics) of the best evaluation recorded in `history.json` up to
+    `initial_epoch`, the one a resumed run must beat; None when there is none, or when
+    its weights are not the run's selected checkpoint (then only new evaluations count)."""
+    path = os.path.join(model_dir, HISTORY_FILE)
+    if initial_epoch < 1 or not tf.io.gfile.exists(path):
+        return None
+    best = None
+    for evaluation in _read_json(path).get("evaluations", []):
+        value = evaluation.get(monitor)
+        if evaluation["epoch"] > initial_epoch or value is None or math.isnan(value):
+            continue
+        if best is None or value > best[monitor]:
+            best = evaluation
+    if best is None:
+        return None
+    if best["epoch"] != selected_epoch:
+        logging.warning(
+            "%s: the best evaluation before the resume (epoch %d) has no saved weights; the "
+            "selected epoch is chosen among the evaluations from epoch %d on",
+            model_dir,
+            best["epoch"],
+            initial_epoch + 1,
+        )
+        return None
+    metrics = {k: v for k, v in best.items() if k != "epoch"}
+    return best["epoch"] - 1, metrics
 
 
 class EpochTensorBoard(tf.keras.callbacks.TensorBoard):
@@ -475,6 +542,10 @@ def fit(
     strategy = strategy or tf.distribute.get_strategy()
     from mbrec_tf.evaluation import EvaluationCallback
 
+    # A resumed run selects among all its evaluations: those before the resume too.
+    earlier_best = previous_best(
+        settings.model_dir, settings.monitor, initial_epoch, checkpointing.selected_epoch()
+    )
     eval_callback = EvaluationCallback(
         valid_evaluator,
         every_n_epochs=settings.eval_every,
@@ -483,11 +554,13 @@ def fit(
         restore_best_weights=True,
         log_group_metrics=False,  # keeps the progress bar readable; results.json has them
         verbose=settings.verbose > 0,
+        initial_best=earlier_best,
     )
     callbacks = [
         eval_callback,  # first, so TensorBoard and History see its val_ metrics
         EpochTensorBoard(log_dir=os.path.join(settings.model_dir, LOG_SUBDIR), update_freq="epoch"),
         CheckpointCallback(checkpointing.manager, checkpointing.epoch, settings.checkpoint_every),
+        SelectedCheckpointCallback(checkpointing, eval_callback),  # after the resume point
     ]
     if distribute.is_chief(strategy):  # only the chief writes the run's history
         callbacks.insert(1, HistoryCallback(settings.model_dir, eval_callback, initial_epoch))
@@ -505,9 +578,12 @@ def fit(
         verbose=settings.verbose,
     )
     train_seconds = time.perf_counter() - start
-    # The callback restored the best evaluated weights: they are the run's selected model.
-    # A run stopped early (patience, divergence) counts as done, so it is not resumed.
+    # The callback restored the best evaluated weights: they are the run's selected model
+    # (or, when that is still an evaluation before a resume, the selected checkpoint has
+    # them). A run stopped early (patience, divergence) counts as done, so it is not resumed.
     done = config.epochs if model.stop_training else checkpointing.finished
+    if eval_callback.best_epoch is not None and eval_callback.best_epoch < initial_epoch:
+        checkpointing.restore_selected()
     selected = (
         checkpointing.finished if eval_callback.best_epoch is None else eval_callback.best_epoch + 1
     )

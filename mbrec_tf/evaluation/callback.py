@@ -62,6 +62,10 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       log_group_metrics: also put the per-user-group metrics into the epoch logs (and so in
         History, the progress bar and TensorBoard); they are in `best_metrics` either way.
       verbose: print one line per evaluation (and one when restoring weights).
+      initial_best: (0-based epoch, results) of the best evaluation of an earlier `fit` that
+        this one continues (a resumed run): later evaluations must beat it to be selected.
+        Its weights are not held here; while it stays the best, `best_epoch` is its epoch
+        and the caller restores its weights (from the run's selected checkpoint).
 
     Attributes:
       best_metrics: the results dict of the best evaluation (no "val_" prefix), or None.
@@ -85,6 +89,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         log_dir: str | os.PathLike | None = None,
         log_group_metrics: bool = True,
         verbose: bool = True,
+        initial_best: tuple[int, dict[str, float]] | None = None,
         **evaluator_kwargs: Any,
     ):
         super().__init__()
@@ -111,12 +116,15 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.log_group_metrics = log_group_metrics
         self.verbose = verbose
+        self.initial_best = initial_best
         self._writer: tf.summary.SummaryWriter | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.best_metrics: dict[str, float] | None = None
         self.best_epoch: int | None = None
+        if self.initial_best is not None:
+            self.best_epoch, self.best_metrics = self.initial_best[0], dict(self.initial_best[1])
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         self.eval_seconds = 0.0
         self.stopped_epoch: int | None = None
