@@ -207,15 +207,13 @@ def training_inputs(
 
 
 def allreduced_bytes(model: tf.keras.Model, batch: Any) -> int:
-    """Bytes a synchronous step all-reduces for `batch`: the gradient of every trainable
-    variable, a dense one whole, an `IndexedSlices` one as its rows and their indices."""
-    with tf.GradientTape() as tape:
-        task_loss, regularization, _ = model.compute_loss(batch, training=True)
-        loss = task_loss + regularization
+    """Bytes a synchronous step all-reduces for `batch`: what `exchanged_gradients` gives
+    the replicas' all-reduce, a dense tensor whole, an `IndexedSlices` as its rows and
+    their indices (for a whole-data task: the `[d, d]` item-Gram gradients, the rows of
+    the batch's users and of its positives' items, and the small dense parameters)."""
+    exchanged, _, _ = model.exchanged_gradients(batch)
     total = 0
-    for gradient in tape.gradient(loss, model.trainable_variables):
-        if gradient is None:
-            continue
+    for gradient in exchanged:
         parts = (
             (gradient.values, gradient.indices)
             if isinstance(gradient, tf.IndexedSlices)

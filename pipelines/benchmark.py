@@ -29,6 +29,9 @@ Scale (shop-sized data such as `mbrec_synthetic/xl`):
     whole step on batches already in memory, the item Gram with its gradient, the
     optimizer's update, and the rest (gathers, positives, user Gram, dropout);
   - `--eval_users=N`: time the evaluation of a seeded sample of N test users;
+  - `--catalog_sizes=2000,20000`: the bytes a synchronous step all-reduces for one batch
+    of generated data with each number of items (the same users and interactions per
+    user), beside those of the run's own data;
   - `--threads=T`: T threads for TensorFlow's ops (and ALS); default: every core.
 The same command runs on a GPU when TensorFlow sees one (nothing here pins a device).
 """
@@ -98,6 +101,13 @@ def define_flags() -> None:
         0,
         "Also time the pieces of the training step over this many batches.",
         lower_bound=0,
+    )
+    flags.DEFINE_list(
+        "catalog_sizes",
+        [],
+        "Also print the bytes a synchronous step all-reduces for one batch of generated data "
+        "with each of these numbers of items (e.g. 2000,20000; same users and interactions "
+        "per user), to see whether they grow with the catalog.",
     )
     flags.DEFINE_integer(
         "threads", 0, "Threads for TensorFlow's ops and ALS (0: every core).", lower_bound=0
@@ -433,6 +443,7 @@ def run(
     profile_steps: int = 0,
     threads: int = 0,
     strategy: tf.distribute.Strategy | None = None,
+    catalog_sizes: list[int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the benchmark for one model on already loaded data."""
     strategy = strategy or tf.distribute.get_strategy()
@@ -466,6 +477,10 @@ def run(
     results["steps_per_epoch"] = int(spec.build_inputs(data, config, seed).cardinality())
     results["steps_per_second"] = results["steps_per_epoch"] / train["median"]
     results["allreduced_bytes_per_step"] = distribute.allreduced_bytes(model, first_batch)
+    if catalog_sizes:
+        results["allreduced_bytes_by_catalog"] = allreduced_bytes_by_catalog(
+            model_name, dataset, overrides, catalog_sizes, seed
+        )
 
     metrics, evaluation = time_evaluation(model, data, ks, eval_repeats, eval_users, seed)
     results["eval"] = evaluation | {"num_users": int(metrics["num_users"]), "ks": list(ks)}
@@ -505,6 +520,36 @@ def run(
     return results
 
 
+def allreduced_bytes_by_catalog(
+    model_name: str,
+    dataset: str,
+    overrides: dict[str, Any],
+    catalog_sizes: list[int],
+    seed: int,
+    num_users: int = 1000,
+) -> list[dict[str, int]]:
+    """Bytes a synchronous step all-reduces for the first batch of generated data with
+    `num_users` users and each number of items (the model configured as for `dataset`)."""
+    from mbrec_tf.data.testing import random_data
+
+    spec = registry.get(model_name)
+    records = []
+    for num_items in catalog_sizes:
+        data = random_data(num_users=num_users, num_items=num_items, seed=seed)
+        config = registry.resolve_config(model_name, dataset, overrides)
+        model = training.build(spec, config, data)
+        batch = next(iter(spec.build_inputs(data, config, seed)))
+        records.append(
+            {
+                "items": num_items,
+                "users": num_users,
+                "batch_users": int(tf.size(batch["user"])),
+                "allreduced_bytes_per_step": distribute.allreduced_bytes(model, batch),
+            }
+        )
+    return records
+
+
 def report(results: dict[str, Any]) -> str:
     """Human-readable lines of the figures."""
     train = results["train_epoch"]
@@ -524,9 +569,18 @@ def report(results: dict[str, Any]) -> str:
     lines.append(
         f"{results['strategy']} on {results['replicas']} replica(s): "
         f"{results['steps_per_second']:.1f} steps/s ({results['steps_per_epoch']} steps of the "
-        f"global batch per epoch); bytes all-reduced per step (gradients of one batch): "
+        f"global batch per epoch); bytes all-reduced per step (what one batch's step exchanges): "
         f"{results['allreduced_bytes_per_step']:,}"
     )
+    if "allreduced_bytes_by_catalog" in results:
+        sizes = results["allreduced_bytes_by_catalog"]
+        pieces = "; ".join(
+            f"{size['items']:,} items: {size['allreduced_bytes_per_step']:,}" for size in sizes
+        )
+        lines.append(
+            f"bytes all-reduced per step on generated data ({sizes[0]['users']} users, a batch "
+            f"of {sizes[0]['batch_users']}): {pieces}"
+        )
     evaluation = results["eval"]
     lines += [
         f"full-ranking evaluation of {evaluation['num_users']} test users at K={evaluation['ks']}:"
@@ -590,6 +644,7 @@ def main(argv: list[str]) -> None:
         profile_steps=FLAGS.profile_steps,
         threads=FLAGS.threads or (os.cpu_count() or 1),
         strategy=strategy,
+        catalog_sizes=[int(size) for size in FLAGS.catalog_sizes],
     )
     results["load_seconds"] = load_seconds
     results["peak_rss_bytes_after_load"] = peak_rss_after_load

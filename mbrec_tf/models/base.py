@@ -9,7 +9,7 @@ them into a loss. `train_step` / `test_step` are defined here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -103,7 +103,12 @@ class Recommender(tf.keras.Model):
         """
         if self.task is None:
             raise ValueError(f"{type(self).__name__} has no task: compile(task=...) first")
-        outputs = self(batch, training=training)
+        return self._task_loss(batch, self(batch, training=training), training)
+
+    def _task_loss(
+        self, batch: Mapping[str, Any], outputs: Any, training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """`compute_loss` of the scorer's `outputs`."""
         step = self.optimizer.iterations if training and self.optimizer is not None else None
         task_loss, parts = self.task(batch, outputs, training=training, step=step)
         regularization = tf.add_n(self.losses) if self.losses else tf.zeros_like(task_loss)
@@ -118,27 +123,110 @@ class Recommender(tf.keras.Model):
         divided by the number of replicas R. A mean-reduced task loss and its regularisers
         are weighted by the replica's share of the global batch's examples, n_r · R / N
         over R: the replicas' means then add up to the global batch's mean, also for an
-        uneven last batch (a replica without examples contributes nothing).
+        uneven last batch (a replica without examples contributes nothing). With several
+        replicas in sync the step sums `exchanged_gradients` itself (a whole-data task's
+        item Grams as `[d, d]` matrices, not the item table's dense gradient).
         """
         batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            return self._synchronous_train_step(batch, replicas)
         with tf.GradientTape() as tape:
             task_loss, regularization, parts = self.compute_loss(batch, training=True)
-            if self.task.reduction == "sum":
-                scaled = task_loss + regularization / replicas
-            else:
-                share = self._example_share(batch, replicas)
-                task_loss, regularization, parts = (
-                    tf.nest.map_structure(lambda value: _weighted(value, share), item)
-                    for item in (task_loss, regularization, parts)
-                )
-                scaled = (task_loss + regularization) / replicas
+            scaled, logged = self._replica_objective(
+                batch, replicas, task_loss, regularization, parts
+            )
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(
             (g, v) for g, v in zip(gradients, variables, strict=True) if g is not None
         )
-        return self._track(task_loss, regularization, parts, replicas)
+        return self._track(*logged, replicas)
+
+    def _replica_objective(
+        self,
+        batch: Mapping[str, Any],
+        replicas: int,
+        task_loss: tf.Tensor,
+        regularization: tf.Tensor,
+        parts: Mapping[str, tf.Tensor],
+    ) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor, Mapping[str, tf.Tensor]]]:
+        """(what this replica differentiates, the (task loss, penalties, parts) it logs)."""
+        if self.task.reduction == "sum":
+            return task_loss + regularization / replicas, (task_loss, regularization, parts)
+        share = self._example_share(batch, replicas)
+        task_loss, regularization, parts = (
+            tf.nest.map_structure(lambda value: _weighted(value, share), item)
+            for item in (task_loss, regularization, parts)
+        )
+        return (task_loss + regularization) / replicas, (task_loss, regularization, parts)
+
+    def exchanged_gradients(
+        self, batch: Mapping[str, Any], replicas: int = 1
+    ) -> tuple[list[Any], Callable[[list[Any]], list[tuple[Any, tf.Variable]]], tuple]:
+        """What a synchronous step sums over the replicas for one replica's `batch`.
+
+        Returns (the tensors to all-reduce, a function from their sums to the (gradient,
+        variable) pairs to apply, the (task loss, penalties, parts) to log). Without
+        replicated terms in the task (`Task.replicated_terms`) they are the variables'
+        gradients, as the optimizer would all-reduce them. With them, they are the terms'
+        gradients (a whole-data task's `[d, d]` item Grams), the dense gradients of tables
+        (rank 2, more rows than columns) as their nonzero rows (`IndexedSlices`: the
+        batch's users, the positives' items), and the other gradients as they are; from
+        the sums every replica back-propagates the terms' gradients to the variables
+        alike (the item table's dense Gram gradient), with nothing of size |V| exchanged.
+        """
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = self(batch, training=True)
+            terms = self.task.replicated_terms(outputs)
+            term_tensors = tf.nest.flatten(terms)
+            tape.watch(term_tensors)
+            task_loss, regularization, parts = self._task_loss(
+                batch, {**outputs, **terms}, training=True
+            )
+            scaled, logged = self._replica_objective(
+                batch, replicas, task_loss, regularization, parts
+            )
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, [*variables, *term_tensors])
+        variable_gradients = gradients[: len(variables)]
+        if term_tensors:
+            variable_gradients = [_nonzero_rows(g) for g in variable_gradients]
+        present = [i for i, g in enumerate(variable_gradients) if g is not None]
+        exchanged = [variable_gradients[i] for i in present] + gradients[len(variables) :]
+
+        def gradient_pairs(sums: list[Any]) -> list[tuple[Any, tf.Variable]]:
+            summed = dict(zip(present, sums[: len(present)], strict=True))
+            if term_tensors:
+                term_sums = tf.nest.pack_sequence_as(terms, sums[len(present) :])
+                upstream = self.task.replicated_terms_gradients(outputs, term_sums)
+                names = sorted(upstream)
+                local = tape.gradient(
+                    [outputs[name] for name in names],
+                    variables,
+                    output_gradients=[upstream[name] for name in names],
+                )
+                for i, gradient in enumerate(local):
+                    if gradient is not None:
+                        summed[i] = _add(summed[i], gradient) if i in summed else gradient
+            return [(summed[i], variables[i]) for i in sorted(summed)]
+
+        return exchanged, gradient_pairs, logged
+
+    def _synchronous_train_step(
+        self, batch: Mapping[str, Any], replicas: int
+    ) -> dict[str, tf.Tensor]:
+        """The step of several replicas in sync: all-reduces `exchanged_gradients`' tensors
+        itself, then applies the gradients without the optimizer's own all-reduce."""
+        exchanged, gradient_pairs, logged = self.exchanged_gradients(batch, replicas)
+        context = tf.distribute.get_replica_context()
+        sums = context.all_reduce(tf.distribute.ReduceOp.SUM, exchanged)
+        pairs = gradient_pairs(sums)
+        if isinstance(self.optimizer, tf.keras.optimizers.legacy.Optimizer):
+            self.optimizer.apply_gradients(pairs, experimental_aggregate_gradients=False)
+        else:
+            self.optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+        return self._track(*logged, replicas)
 
     @staticmethod
     def _example_share(batch: Mapping[str, Any], replicas: int) -> tf.Tensor:
@@ -169,6 +257,24 @@ class Recommender(tf.keras.Model):
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name])
         return {tracker.name: tracker.result() for tracker in self._trackers}
+
+
+def _nonzero_rows(gradient: Any) -> Any:
+    """A table's dense gradient (rank 2, more rows than columns) as its nonzero rows."""
+    if not isinstance(gradient, tf.Tensor) or gradient.shape.rank != 2:
+        return gradient
+    rows, columns = gradient.shape
+    if rows is None or columns is None or rows <= columns:
+        return gradient
+    indices = tf.cast(tf.where(tf.reduce_any(tf.not_equal(gradient, 0), axis=1))[:, 0], tf.int32)
+    return tf.IndexedSlices(tf.gather(gradient, indices), indices, tf.shape(gradient))
+
+
+def _add(total: Any, dense: tf.Tensor) -> tf.Tensor:
+    """`total` (a tensor or `IndexedSlices`) plus a dense tensor of the same shape."""
+    if isinstance(total, tf.IndexedSlices):
+        return tf.tensor_scatter_nd_add(dense, total.indices[:, None], total.values)
+    return total + dense
 
 
 def _weighted(value: tf.Tensor, share: tf.Tensor) -> tf.Tensor:

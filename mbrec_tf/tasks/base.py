@@ -35,6 +35,23 @@ class Task(tf.keras.layers.Layer):
         """Names of the parts logged with the loss (they become `fit` log keys)."""
         return ()
 
+    def replicated_terms(self, outputs: Mapping[str, Any]) -> dict[str, list[tf.Tensor]]:
+        """Inputs of the loss that every replica computes alike from replicated variables,
+        detached from them; `call` takes them from `outputs` when they are given there.
+
+        A synchronous distributed step all-reduces their gradients (small) instead of the
+        gradients those variables get through them (large), and back-propagates the sums
+        on every replica with `replicated_terms_gradients`. None by default.
+        """
+        del outputs
+        return {}
+
+    def replicated_terms_gradients(
+        self, outputs: Mapping[str, Any], gradients: Mapping[str, list[tf.Tensor]]
+    ) -> dict[str, tf.Tensor]:
+        """Gradients of the `outputs` the replicated terms come from, given the terms' ones."""
+        raise NotImplementedError(f"{type(self).__name__} has no replicated terms")
+
     def call(
         self,
         batch: Mapping[str, Any],

@@ -40,6 +40,9 @@ from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.tasks import refreshed_gram
 from mbrec_tf.tasks.base import SUM, Task
 
+#: The `outputs` key of the distinct item Grams when a distributed step exchanges them.
+ITEM_GRAMS = "item_grams"
+
 
 def gram(matrix: tf.Tensor, row_weights: tf.Tensor | None = None) -> tf.Tensor:
     """`[d, d]` Gram matrix Xᵀ diag(w) X of a `[n, d]` matrix (w = 1 when None).
@@ -54,11 +57,16 @@ def gram(matrix: tf.Tensor, row_weights: tf.Tensor | None = None) -> tf.Tensor:
         value = tf.matmul(weighted, x, transpose_a=True)
 
         def grad(upstream: tf.Tensor) -> tf.Tensor:
-            return tf.matmul(weighted, upstream + tf.transpose(upstream))
+            return gram_gradient(weighted, upstream)
 
         return value, grad
 
     return _gram(matrix)
+
+
+def gram_gradient(weighted: tf.Tensor, upstream: tf.Tensor) -> tf.Tensor:
+    """The gradient diag(w) X (U + Uᵀ) of the Gram Xᵀ diag(w) X w.r.t. X, given diag(w) X."""
+    return tf.matmul(weighted, upstream + tf.transpose(upstream))
 
 
 def weighted_item_gram(
@@ -542,21 +550,55 @@ class WholeDataTask(Task):
                 item_ids,
                 tasks,
                 positive_weights,
-                self.item_grams(items),
+                self.output_item_grams(outputs),
                 positive_weight=positive_weight,
             )
         return tf.unstack(losses, num=len(self.behaviors))
 
     def item_grams(self, items: tf.Tensor) -> tf.Tensor:
         """`[K, d, d]` Σ_v c⁻_kv q_v q_vᵀ per behavior; each distinct Gram is built once."""
-        dtype = items.dtype
-        scales = tf.constant(self._weight_scales, dtype=dtype)
-        weight_vectors = [tf.constant(v, dtype=dtype) for v in self._weight_vectors]
-        grams = {
-            g: weighted_item_gram(items, None if g < 0 else weight_vectors[g])
+        return self.stack_item_grams(self.distinct_item_grams(items))
+
+    def distinct_item_grams(self, items: tf.Tensor) -> list[tf.Tensor]:
+        """The `[d, d]` item Gram of each distinct negative-weight shape, in group order."""
+        weight_vectors = [tf.constant(v, dtype=items.dtype) for v in self._weight_vectors]
+        return [
+            weighted_item_gram(items, None if g < 0 else weight_vectors[g])
             for g in sorted(set(self._weight_group))
-        }
+        ]
+
+    def stack_item_grams(self, distinct: Sequence[tf.Tensor]) -> tf.Tensor:
+        """`[K, d, d]` per-behavior Grams from `distinct_item_grams`, scaled per behavior."""
+        scales = tf.constant(self._weight_scales, dtype=distinct[0].dtype)
+        grams = dict(zip(sorted(set(self._weight_group)), distinct, strict=True))
         return tf.stack([grams[g] for g in self._weight_group]) * scales[:, None, None]
+
+    def output_item_grams(self, outputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """`[K, d, d]` item Grams: from the replicated terms in `outputs` when given there."""
+        if ITEM_GRAMS in outputs:
+            return self.stack_item_grams(outputs[ITEM_GRAMS])
+        return self.item_grams(outputs["item_vectors"])
+
+    def replicated_terms(self, outputs: Mapping[str, tf.Tensor]) -> dict[str, list[tf.Tensor]]:
+        """The distinct item Grams, detached from the item table (see `Task`); none with
+        `gram_every` > 1, whose refreshed Gram is a state of its own."""
+        if self.refreshed_gram is not None:
+            return {}
+        return {ITEM_GRAMS: self.distinct_item_grams(tf.stop_gradient(outputs["item_vectors"]))}
+
+    def replicated_terms_gradients(
+        self, outputs: Mapping[str, tf.Tensor], gradients: Mapping[str, list[tf.Tensor]]
+    ) -> dict[str, tf.Tensor]:
+        """The item vectors' dense gradient of the Gram term, from the Grams' `[d, d]` ones."""
+        items = outputs["item_vectors"]
+        weight_vectors = [tf.constant(v, dtype=items.dtype) for v in self._weight_vectors]
+        parts = [
+            gram_gradient(items if g < 0 else items * weight_vectors[g][:, None], upstream)
+            for g, upstream in zip(
+                sorted(set(self._weight_group)), gradients[ITEM_GRAMS], strict=True
+            )
+        ]
+        return {"item_vectors": tf.add_n(parts)}
 
     def pair_negative_weights(
         self, tasks: tf.Tensor, item_ids: tf.Tensor, dtype: tf.DType

@@ -53,7 +53,7 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
         dtype = items.dtype
 
         user_gram = tf.matmul(user_vectors, user_vectors, transpose_a=True)
-        weighted_grams = user_gram[None] * self.item_grams(items)
+        weighted_grams = user_gram[None] * self.output_item_grams(outputs)
         all_pairs = tf.reduce_sum(
             vectors[:, :, None] * weighted_grams * vectors[:, None, :], [1, 2]
         )

@@ -87,27 +87,50 @@ def test_als_iterations_are_timed_when_implicit_is_installed():
     assert (als["interactions"], als["factors"]) == (len(pairs), 4)
 
 
-def test_allreduced_bytes_count_dense_tables_whole_and_looked_up_rows_only():
+def test_allreduced_bytes_are_looked_up_rows_and_small_tensors_not_the_item_table():
     import tensorflow as tf
 
     from mbrec_tf import distribute, registry, training
 
-    data = random_data(num_users=20, num_items=25)
-    for name in ("ehcf", "bpr"):
-        spec = registry.get(name)
-        config = registry.resolve_config(name, "random", {"embedding_dim": 4, "batch_size": 8})
-        model = training.build(spec, config, data)
-        batch = next(iter(spec.build_inputs(data, config, 0)))
-        users = int(tf.size(batch["user"]))
-        got = distribute.allreduced_bytes(model, batch)
-        if name == "ehcf":
-            # the item table's gradient is dense (its Gram term); the user table's holds
-            # the batch's rows; the transfer matrices and vectors are dense
-            small = sum(
-                int(tf.size(v)) * 4 for v in model.trainable_variables if "embeddings" not in v.name
-            )
-            assert got == 25 * 4 * 4 + users * (4 * 4 + 4) + small
-        else:
-            # BPR: rows of the batch's users and of its positive and negative items
-            items = int(tf.size(batch["positive"])) + int(tf.size(batch["negatives"]))
-            assert got == (users + items) * (4 * 4 + 4)
+    def rows(count: int) -> int:
+        return count * (4 * 4 + 4)  # float32 rows of d = 4 and their int32 indices
+
+    for num_items in (25, 250):
+        data = random_data(num_users=20, num_items=num_items)
+        for name in ("ehcf", "bpr"):
+            spec = registry.get(name)
+            overrides = {"embedding_dim": 4, "batch_size": 8}
+            if name == "ehcf":
+                overrides["keep_prob"] = 1.0  # a dropped-out user's items get no gradient
+            config = registry.resolve_config(name, "random", overrides)
+            model = training.build(spec, config, data)
+            batch = next(iter(spec.build_inputs(data, config, 0)))
+            users = int(tf.size(batch["user"]))
+            got = distribute.allreduced_bytes(model, batch)
+            if name == "ehcf":
+                # the batch's user rows, the rows of its positives' items, the transfer
+                # matrices and vectors, and the [d, d] gradient of the one item Gram (the
+                # behaviors share a uniform negative weight): nothing of size |V|
+                items = tf.concat([batch["positives"][b].values for b in data.behaviors], 0)
+                positives = int(tf.size(tf.unique(items)[0]))
+                small = sum(
+                    int(tf.size(v)) * 4
+                    for v in model.trainable_variables
+                    if "embeddings" not in v.name
+                )
+                assert got == rows(users) + rows(positives) + small + 4 * 4 * 4, num_items
+            else:
+                # BPR: rows of the batch's users and of its positive and negative items
+                items = int(tf.size(batch["positive"])) + int(tf.size(batch["negatives"]))
+                assert got == rows(users + items), num_items
+
+
+def test_allreduced_bytes_by_catalog_do_not_grow_with_the_items_for_ehcf():
+    overrides = {"embedding_dim": 4, "batch_size": 8, "keep_prob": 1.0}
+    sizes = benchmark.allreduced_bytes_by_catalog("ehcf", "random", overrides, [30, 3000], 0, 20)
+    assert [size["items"] for size in sizes] == [30, 3000]
+    assert all(size["batch_users"] == 8 for size in sizes)
+    # a dense item-table gradient alone would be 3000 x 4 floats; the step sends the
+    # rows of at most 8 users' positives (random_data: 8 + 6 + 4 items per user) and d x d
+    assert sizes[1]["allreduced_bytes_per_step"] < 8 * 18 * (4 * 4 + 4) + 4000
+    assert sizes[1]["allreduced_bytes_per_step"] < 3000 * 4 * 4
