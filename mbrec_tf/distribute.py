@@ -55,12 +55,15 @@ def cluster_from_environment() -> dict[str, Any]:
 
 
 def make_strategy(
-    name: str, cluster_resolver: tf.distribute.cluster_resolver.ClusterResolver | None = None
+    name: str,
+    cluster_resolver: tf.distribute.cluster_resolver.ClusterResolver | None = None,
+    min_shard_bytes: int = MIN_SHARD_BYTES,
 ) -> tf.distribute.Strategy:
     """The strategy `name` (one of `STRATEGIES`); create it before any other TF work.
 
     `multi_worker` and `parameter_server` read the cluster from `TF_CONFIG` unless a
-    `cluster_resolver` is given (an in-process cluster in tests).
+    `cluster_resolver` is given (an in-process cluster in tests). Parameter servers split
+    the tables of at least `min_shard_bytes` between them.
     """
     if name not in STRATEGIES:
         raise UserError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
@@ -91,7 +94,7 @@ def make_strategy(
             "task (python -m pipelines.launch_local --workers=2 --ps=1 -- ...)"
         )
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-        min_shard_bytes=MIN_SHARD_BYTES, max_shards=num_ps
+        min_shard_bytes=min_shard_bytes, max_shards=num_ps
     )
     return tf.distribute.experimental.ParameterServerStrategy(
         cluster_resolver, variable_partitioner=partitioner
@@ -191,15 +194,16 @@ def training_inputs(
     (`fit` iterates it afresh each epoch). `mirrored` and `multi_worker` get
     `strategy.distribute_datasets_from_function` over the same builder with its
     `InputContext` (each pipeline yields its replicas' shares of every global batch),
-    repeated, and the steps of one epoch: the epochs see the same global batches as the
-    single-device run. Parameter servers get a `DatasetCreator` of the repeated input.
+    repeated (`repeat=True`: no state in the dataset), and the steps of one epoch: the
+    epochs see the same global batches as the single-device run. Parameter servers get a
+    `DatasetCreator` of the repeated input (its workers cannot create dataset state).
     """
     if not is_distributed(strategy):
         return spec.build_inputs(data, config, seed), None
     steps = int(spec.build_inputs(data, config, seed).cardinality())
 
     def repeated(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return spec.build_inputs(data, config, seed, context).repeat()
+        return spec.build_inputs(data, config, seed, context, repeat=True)
 
     if strategy_name(strategy) == PARAMETER_SERVER:
         return tf.keras.utils.experimental.DatasetCreator(repeated), steps

@@ -96,11 +96,16 @@ class ModelSpec:
         config: Any,
         seed: int,
         input_context: tf.distribute.InputContext | None = None,
+        *,
+        repeat: bool = False,
     ) -> tf.data.Dataset:
-        """One epoch of training batches (each new iteration is a new epoch)."""
+        """One epoch of training batches (each new iteration is a new epoch); with `repeat`,
+        every epoch after the other, endlessly (a stateless dataset)."""
         if self.inputs is None:
             raise ValueError(f"{self.name} is fitted in closed form: it has no training input")
-        return self.inputs(self.training_data(data, config), config, seed, input_context)
+        return self.inputs(
+            self.training_data(data, config), config, seed, input_context, repeat=repeat
+        )
 
     @property
     def closed_form(self) -> bool:

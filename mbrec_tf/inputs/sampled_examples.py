@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.keys import contains, matrix_pairs, pair_keys
-from mbrec_tf.inputs.user_batches import replica_batches
+from mbrec_tf.inputs.user_batches import epoch_numbers, replica_batches
 from mbrec_tf.sampling import NegativeSampler
 
 
@@ -141,22 +141,20 @@ class SampledExamples:
         self,
         start_epoch: int = 0,
         input_context: tf.distribute.InputContext | None = None,
+        repeat: bool = False,
     ) -> tf.data.Dataset:
         """A tf.data dataset of one epoch; each new iteration draws the next epoch.
 
         Epoch numbers start at `start_epoch`. With an `input_context`, each input pipeline
         draws every chunk (the same examples and negatives as one process) and yields its
         replicas' shares of each global batch (`replica_batches`). The cardinality is
-        declared so progress bars know it.
+        declared so progress bars know it. With `repeat`, every epoch after the other,
+        endlessly, with no state in the dataset (`epoch_numbers`).
         """
         batch_size = self.batch_size
         signature = self.output_signature()
         flat_specs = tf.nest.flatten(signature)
-        epoch_counter = tf.Variable(int(start_epoch), dtype=tf.int64, trainable=False)
         num_examples, chunk_size = self.num_examples, self.chunk_size
-
-        def next_epoch(_: tf.Tensor) -> tf.Tensor:
-            return epoch_counter.assign_add(1) - 1
 
         def chunks(epoch: tf.Tensor) -> tf.data.Dataset:
             order = self.order(epoch)
@@ -183,14 +181,13 @@ class SampledExamples:
                 lambda low: tf.nest.map_structure(lambda v: v[low : low + batch_size], columns)
             )
 
-        dataset = (
-            tf.data.Dataset.range(1).map(next_epoch).flat_map(chunks).map(draw).flat_map(split)
-        )
-        steps = sum(
-            -(-min(chunk_size, num_examples - start) // batch_size)
-            for start in range(0, num_examples, chunk_size)
-        )
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+        dataset = epoch_numbers(repeat, start_epoch).flat_map(chunks).map(draw).flat_map(split)
+        if not repeat:
+            steps = sum(
+                -(-min(chunk_size, num_examples - start) // batch_size)
+                for start in range(0, num_examples, chunk_size)
+            )
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
         dataset = replica_batches(dataset, input_context)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -200,8 +197,11 @@ def sampled_examples(
     config,
     seed: int = 0,
     input_context: tf.distribute.InputContext | None = None,
+    *,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch of a sampled model's training batches, re-drawn on every iteration.
+    """One epoch of a sampled model's training batches, re-drawn on every iteration
+    (with `repeat`, every epoch after the other, endlessly).
 
     Reads the config's sampler (`config.make_sampler`), `num_negatives`, `batch_size`, the
     positive behaviors
@@ -217,4 +217,4 @@ def sampled_examples(
         mask_behaviors=data.supportive_behaviors if config.behavior_masks else (),
         seed=seed,
     )
-    return examples.dataset(input_context=input_context)
+    return examples.dataset(input_context=input_context, repeat=repeat)

@@ -1,8 +1,8 @@
 """User batches with ragged per-behavior positives, the input of the whole-data task.
 
 The rows are gathered inside the graph from one ragged constant per behavior, so there is
-no per-user Python work while training; the epoch counter that seeds each epoch's shuffle
-lives in tf.data.
+no per-user Python work while training; the epoch number that seeds each epoch's shuffle
+comes from tf.data (`epoch_numbers`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ def training_users(data: MultiBehaviorData, behaviors: Sequence[str] | None = No
     return np.flatnonzero(counts > 0).astype(np.int32)
 
 
+def epoch_numbers(repeat: bool, start_epoch: int = 0) -> tf.data.Dataset:
+    """The epoch numbers an input draws: `start_epoch`, `start_epoch` + 1, ... endlessly
+    with `repeat`; else one number per iteration, from a counter each iteration advances."""
+    if repeat:
+        return tf.data.Dataset.counter(start_epoch)
+    epoch_counter = tf.Variable(int(start_epoch), dtype=tf.int64, trainable=False)
+    return tf.data.Dataset.range(1).map(lambda _: epoch_counter.assign_add(1) - 1)
+
+
 def replica_batches(
     global_batches: tf.data.Dataset, input_context: tf.distribute.InputContext | None
 ) -> tf.data.Dataset:
@@ -83,6 +92,7 @@ def user_batches(
     input_context: tf.distribute.InputContext | None = None,
     *,
     shuffle: bool = True,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """One epoch of `{"user": int32 [B], "positives": {behavior: int32 ragged [B, None]}}`.
 
@@ -94,7 +104,9 @@ def user_batches(
     training interaction are left out (they carry no signal for a whole-data loss). Shuffled
     with `seed`, afresh each epoch, when `shuffle`. With an `input_context`, each input
     pipeline yields its replicas' shares of every global batch of `config.batch_size` users
-    (`replica_batches`).
+    (`replica_batches`). With `repeat`, every epoch after the other, endlessly: the same
+    batches as iterating the one-epoch dataset again and again, with no state in the
+    dataset (a parameter server's workers cannot create its epoch counter).
     """
     behaviors = tuple(data.behaviors)
     users = training_users(data, behaviors)
@@ -116,25 +128,20 @@ def user_batches(
             }
         return batch
 
-    # Epoch e's order is a stateless shuffle seeded by (seed, e), e a counter advanced by
-    # every new iteration: every input pipeline, and one process, draw the same orders.
-    epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+    # Epoch e's order is a stateless shuffle seeded by (seed, e), e from `epoch_numbers`:
+    # every input pipeline, and one process, draw the same orders.
     user_ids = tf.constant(users)
 
-    def epoch_order(_: tf.Tensor) -> tf.Tensor:
-        epoch = epoch_counter.assign_add(1) - 1
-        if not shuffle:
-            return user_ids
-        key = tf.stack([tf.constant(seed, tf.int64), epoch])
-        return tf.random.experimental.stateless_shuffle(user_ids, seed=key)
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = user_ids
+        if shuffle:
+            key = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.random.experimental.stateless_shuffle(user_ids, seed=key)
+        return tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size)
 
-    steps = -(-len(users) // int(config.batch_size))
-    dataset = (
-        tf.data.Dataset.range(1)
-        .map(epoch_order)
-        .flat_map(tf.data.Dataset.from_tensor_slices)
-        .batch(config.batch_size)
-        .apply(tf.data.experimental.assert_cardinality(steps))
-    )
+    dataset = epoch_numbers(repeat).flat_map(epoch_batches)
+    if not repeat:
+        steps = -(-len(users) // int(config.batch_size))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     dataset = replica_batches(dataset, input_context)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

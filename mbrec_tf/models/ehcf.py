@@ -153,14 +153,14 @@ class EHCF(Recommender):
         return vectors
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.user_table, user_ids) * self.prediction_vectors()[-1]
+        return tf.nn.embedding_lookup(self.user_table, user_ids) * self.prediction_vectors()[-1]
 
     def item_embeddings(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.item_table)
 
     def call(self, batch: Mapping[str, tf.Tensor], training: bool = False) -> dict:
         """The whole-data task's inputs for a user batch (dropout on p_u when training)."""
-        user_vectors = tf.gather(self.user_table, batch["user"])
+        user_vectors = tf.nn.embedding_lookup(self.user_table, batch["user"])
         if training and self.keep_prob < 1.0:
             user_vectors = tf.nn.dropout(user_vectors, rate=1.0 - self.keep_prob)
         return {

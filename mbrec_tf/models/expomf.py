@@ -86,7 +86,7 @@ class ExpoMF(Recommender):
         )
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.user_table, user_ids)
+        return tf.nn.embedding_lookup(self.user_table, user_ids)
 
     def item_embeddings(self) -> tf.Tensor:
         if self.exposure_scores:

@@ -91,13 +91,13 @@ class SharedFactorMF(Recommender):
         )
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.user_table, user_ids)
+        return tf.nn.embedding_lookup(self.user_table, user_ids)
 
     def item_embeddings(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.item_table)
 
     def call(self, batch: Mapping[str, tf.Tensor], training: bool = False) -> dict:
-        user_vectors = tf.gather(self.user_table, batch["user"])
+        user_vectors = tf.nn.embedding_lookup(self.user_table, batch["user"])
         if training and self.keep_prob < 1.0:
             user_vectors = tf.nn.dropout(user_vectors, rate=1.0 - self.keep_prob)
         return {
