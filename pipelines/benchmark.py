@@ -38,31 +38,27 @@ The same command runs on a GPU when TensorFlow sees one (nothing here pins a dev
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
 import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+from absl import flags
 
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import flags  # noqa: E402
-
-from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import distribute, registry, training  # noqa: E402
-from mbrec_tf.data.dataset import MultiBehaviorData  # noqa: E402
-from mbrec_tf.errors import UserError  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf import config as config_lib
+from mbrec_tf import distribute, registry, training
+from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.errors import UserError
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 

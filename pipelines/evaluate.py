@@ -10,12 +10,8 @@ Prints every metric and writes them as JSON to --output_json (default
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import json
+import os
 import time
 
 from absl import flags

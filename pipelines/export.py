@@ -10,18 +10,14 @@ any existing ones; see `mbrec_tf.serving.export` for the signatures.
 
 from __future__ import annotations
 
+import json
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-import json  # noqa: E402
-
-from absl import flags  # noqa: E402
-
-from mbrec_tf import training  # noqa: E402
-from mbrec_tf.serving import export as export_lib  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf import training
+from mbrec_tf.serving import export as export_lib
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 

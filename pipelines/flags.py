@@ -8,21 +8,17 @@ A model flag's default is None, meaning "the registry's default for this model a
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import app, flags, logging
 
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import typing  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
-
-from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import registry  # noqa: E402
+from mbrec_tf import config as config_lib
+from mbrec_tf import registry
 
 FLAGS = flags.FLAGS
 DEFAULT_DATASET = "mbrec_synthetic"

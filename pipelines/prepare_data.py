@@ -12,18 +12,13 @@ sampled-out users).
 
 from __future__ import annotations
 
-import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-import time  # noqa: E402
-from collections.abc import Mapping, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
-
-from absl import flags  # noqa: E402
-
-from pipelines import flags as common  # noqa: E402
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 

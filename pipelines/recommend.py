@@ -10,19 +10,14 @@ the export has them (e.g. MovieLens).
 
 from __future__ import annotations
 
-import os
+import dataclasses
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf
+from absl import flags
 
-import dataclasses  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-from absl import flags  # noqa: E402
-
-from mbrec_tf.serving import export as export_lib  # noqa: E402
-from mbrec_tf.serving.versions import clean_tf_message  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf.serving import export as export_lib
+from mbrec_tf.serving.versions import clean_tf_message
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 

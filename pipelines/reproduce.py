@@ -20,26 +20,22 @@ the command can be repeated (or killed and repeated) until everything is done. W
 
 from __future__ import annotations
 
+import datetime
+import itertools
+import json
 import os
+import platform
+import time
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-import datetime  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-from absl import flags  # noqa: E402
-
-from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import registry, training, tuning  # noqa: E402
-from mbrec_tf.data.dataset import MultiBehaviorData  # noqa: E402
-from mbrec_tf.errors import UserError  # noqa: E402
-from mbrec_tf.reports import plots, tables  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf import config as config_lib
+from mbrec_tf import registry, training, tuning
+from mbrec_tf.data.dataset import MultiBehaviorData
+from mbrec_tf.errors import UserError
+from mbrec_tf.reports import plots, tables
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 #: Raw-file folders under --data_root whose name differs from the dataset's.

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's errors reach the user as one line
 
-from absl import flags, logging  # noqa: E402
+from absl import flags, logging
 
-from mbrec_tf.serving import server as server_lib  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf.serving import server as server_lib
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 

@@ -22,30 +22,26 @@ Latency is measured per request by the client (send to full reply); failed reque
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
+import json
 import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+from absl import flags
 
-import dataclasses  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-
-from pipelines import flags as common  # noqa: E402
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 MODEL_NAME = "bench"

@@ -10,19 +10,15 @@ Writes TensorBoard logs, checkpoints (re-running on the same --model_dir resumes
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags, logging
 
-import json  # noqa: E402
-import sys  # noqa: E402
-
-from absl import flags, logging  # noqa: E402
-
-from mbrec_tf import config as config_lib  # noqa: E402
-from mbrec_tf import registry, training, tuning  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf import config as config_lib
+from mbrec_tf import registry, training, tuning
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 #: Exit status after Ctrl-C: 128 + SIGINT, as shells report a process ended by it.

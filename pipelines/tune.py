@@ -16,20 +16,16 @@ validation split only: the test split is left for the final run.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-import csv  # noqa: E402
-import json  # noqa: E402
-from typing import Any  # noqa: E402
-
-from absl import flags  # noqa: E402
-
-from mbrec_tf import registry, training, tuning  # noqa: E402
-from mbrec_tf.errors import UserError  # noqa: E402
-from pipelines import flags as common  # noqa: E402
+from mbrec_tf import registry, training, tuning
+from mbrec_tf.errors import UserError
+from pipelines import flags as common
 
 FLAGS = flags.FLAGS
 STUDY_NAME = "tune"

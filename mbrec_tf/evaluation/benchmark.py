@@ -11,11 +11,6 @@ to report is the minimum over the later calls (the CPU may be shared).
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import json
 import statistics
 import time
