@@ -3,11 +3,12 @@
 Full ranking: every item is a candidate except the user's *target* items known before the
 split (training items; for the test split also the validation item), so an item the user
 already bought is never a candidate; supportive-only items stay candidates and the held-out
-item is never masked. A non-finite score never helps (see `metrics`). Scores come
-from one matrix product per user batch for factorised models (item vectors computed once
-per evaluation) or from `score_users_given` otherwise (the model's `item_side()` computed
-once per evaluation); the rank is found by counting the items that score at least as high
-as the held-out one (no sort, no loop over items or users).
+item is never masked. A non-finite score never helps (see `metrics`). The model's
+`scoring_tables()` (graph propagation, per-item halves of first layers) are computed once
+per evaluation; scores come from one matrix product per user batch for factorised models
+(item vectors once per evaluation) or from `score_users_given` otherwise; the rank is found
+by counting the items that score at least as high as the held-out one (no sort, no loop
+over items or users).
 
 Sampled: the held-out item is ranked among the stored negatives of the split
 (`data.negatives(split)`, the same for every model) scored with `score_pairs`.
@@ -315,10 +316,10 @@ class Evaluator:
 
     # --- ranking -----------------------------------------------------------------------------
     def _rank_functions(
-        self, model: Recommender, item_dtype: tf.DType | None, item_side: tuple = ()
+        self, model: Recommender, item_dtype: tf.DType | None, tables: tuple = ()
     ) -> dict:
         """Graph-compiled per-batch rank functions for `model` (cached for the last model)."""
-        side_specs = tuple(tf.TensorSpec.from_tensor(t) for t in item_side)
+        side_specs = tuple(tf.TensorSpec.from_tensor(t) for t in tables)
         if self._compiled is not None:
             cached_model, cached_key, cached_functions = self._compiled
             if cached_model is model and cached_key == (item_dtype, side_specs):
@@ -328,17 +329,17 @@ class Evaluator:
         if item_dtype is not None:
             vectors = tf.TensorSpec([None, None], item_dtype)
 
-            @tf.function(input_signature=[vectors, ids, ids, ids, ids, ids, ids])
-            def full(item_vectors, users, targets, *pairs):
-                queries = model.query_embeddings(users)
+            @tf.function(input_signature=[vectors, side_specs, ids, ids, ids, ids, ids, ids])
+            def full(item_vectors, tables, users, targets, *pairs):
+                queries = model.query_embeddings_given(users, tables)
                 scores = tf.matmul(queries, item_vectors, transpose_b=True)
                 return full_and_new_ranks(scores, targets, *pairs)
 
         else:
 
             @tf.function(input_signature=[side_specs, ids, ids, ids, ids, ids, ids])
-            def full(side, users, targets, *pairs):
-                scores = model.score_users_given(users, side)
+            def full(tables, users, targets, *pairs):
+                scores = model.score_users_given(users, tables)
                 if scores.shape[-1] is not None and scores.shape[-1] != self.num_items:
                     raise ValueError(
                         f"score_users returned {scores.shape[-1]} items, expected {self.num_items}"
@@ -347,10 +348,10 @@ class Evaluator:
 
         functions[FULL] = full
 
-        @tf.function(input_signature=[ids, ids, tf.TensorSpec([None, None], tf.int32)])
-        def sampled(users, targets, negatives):
+        @tf.function(input_signature=[side_specs, ids, ids, tf.TensorSpec([None, None], tf.int32)])
+        def sampled(tables, users, targets, negatives):
             candidates = tf.concat([targets[:, None], negatives], axis=1)
-            scores = model.score_pairs(users, candidates)
+            scores = model.score_pairs_given(users, candidates, tables)
             return sampled_ranks_from_scores(scores, negatives, targets)
 
         functions[SAMPLED] = sampled
@@ -366,15 +367,15 @@ class Evaluator:
         model_items = getattr(model, "num_items", self.num_items)
         if model_items != self.num_items:
             raise ValueError(f"model scores {model_items} items, the data has {self.num_items}")
+        # What scoring derives from the parameters as a whole, once per evaluation.
+        tables = tuple(model.scoring_tables())
         if getattr(model, "is_factorized", False):
-            item_vectors = tf.convert_to_tensor(model.item_embeddings())
-            functions = self._rank_functions(model, item_vectors.dtype)
-            full_args: tuple = (item_vectors,)
+            item_vectors = tf.convert_to_tensor(model.item_embeddings_given(tables))
+            functions = self._rank_functions(model, item_vectors.dtype, tables)
+            full_args: tuple = (item_vectors, tables)
         else:
-            # Per-item parts of the scores (first-layer item halves), once per evaluation.
-            item_side = tuple(model.item_side())
-            functions = self._rank_functions(model, None, item_side)
-            full_args = (item_side,)
+            functions = self._rank_functions(model, None, tables)
+            full_args = (tables,)
         ranks: dict[str, list[np.ndarray]] = {p: [] for p in self.protocols}
         if FULL in self.protocols:
             ranks[UNTOUCHED] = []
@@ -392,7 +393,9 @@ class Evaluator:
                 ranks[FULL].append(full_ranks.numpy())
                 ranks[UNTOUCHED].append(untouched_ranks.numpy())
             if SAMPLED in self.protocols:
-                sampled_ranks = functions[SAMPLED](batch.users, batch.targets, batch.negatives)
+                sampled_ranks = functions[SAMPLED](
+                    tables, batch.users, batch.targets, batch.negatives
+                )
                 ranks[SAMPLED].append(sampled_ranks.numpy())
         return {
             protocol: np.concatenate(parts) if parts else np.zeros([0], np.int32)

@@ -15,6 +15,14 @@ from typing import Any
 import tensorflow as tf
 
 
+def dot_pairs(queries: tf.Tensor, item_vectors: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
+    """`queries[b] · item_vectors[item_ids[b]]`, for `item_ids` `[batch]` or `[batch, n]`."""
+    items = tf.gather(item_vectors, item_ids)
+    if items.shape.rank == 3:
+        return tf.einsum("bd,bnd->bn", queries, items)
+    return tf.reduce_sum(queries * items, axis=-1)
+
+
 class Recommender(tf.keras.Model):
     """A tf-keras model that scores the target behavior for users and (user, item) pairs.
 
@@ -40,25 +48,45 @@ class Recommender(tf.keras.Model):
             return tf.matmul(queries, self.item_embeddings(), transpose_b=True)
         raise NotImplementedError
 
-    def item_side(self) -> tuple[tf.Tensor, ...]:
-        """Per-item tensors `score_users` derives from the item tables, for full ranking to
-        compute once per evaluation and pass to `score_users_given` (none by default)."""
+    def scoring_tables(self) -> tuple[tf.Tensor, ...]:
+        """Tensors scoring derives from the parameters as a whole (graph-propagated
+        embeddings, the item half of a first layer), computed once per evaluation or export
+        and passed to the `*_given` methods instead of once per user batch (none by default)."""
         return ()
 
-    def score_users_given(self, user_ids: tf.Tensor, item_side: tuple[tf.Tensor, ...]) -> tf.Tensor:
-        """`score_users` with `item_side()` computed beforehand."""
-        del item_side
+    def score_users_given(self, user_ids: tf.Tensor, tables: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """`score_users` with `scoring_tables()` computed beforehand."""
+        if self.is_factorized and self._has_tables:
+            queries = self.query_embeddings_given(user_ids, tables)
+            return tf.matmul(queries, self.item_embeddings_given(tables), transpose_b=True)
         return self.score_users(user_ids)
+
+    def query_embeddings_given(
+        self, user_ids: tf.Tensor, tables: tuple[tf.Tensor, ...]
+    ) -> tf.Tensor:
+        """`query_embeddings` with `scoring_tables()` computed beforehand."""
+        del tables
+        return self.query_embeddings(user_ids)
+
+    def item_embeddings_given(self, tables: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """`item_embeddings` with `scoring_tables()` computed beforehand."""
+        del tables
+        return self.item_embeddings()
 
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         """Target-behavior scores of given pairs; `item_ids` is `[batch]` or `[batch, n]`."""
         if self.is_factorized:
-            queries = self.query_embeddings(user_ids)
-            items = tf.gather(self.item_embeddings(), item_ids)
-            if items.shape.rank == 3:
-                return tf.einsum("bd,bnd->bn", queries, items)
-            return tf.reduce_sum(queries * items, axis=-1)
+            return dot_pairs(self.query_embeddings(user_ids), self.item_embeddings(), item_ids)
         raise NotImplementedError
+
+    def score_pairs_given(
+        self, user_ids: tf.Tensor, item_ids: tf.Tensor, tables: tuple[tf.Tensor, ...]
+    ) -> tf.Tensor:
+        """`score_pairs` with `scoring_tables()` computed beforehand."""
+        if self.is_factorized and self._has_tables:
+            queries = self.query_embeddings_given(user_ids, tables)
+            return dot_pairs(queries, self.item_embeddings_given(tables), item_ids)
+        return self.score_pairs(user_ids, item_ids)
 
     def query_embeddings(self, user_ids: tf.Tensor) -> tf.Tensor:
         """`[batch, d]` query vectors such that scores are `query · item_embeddings()`."""
@@ -67,6 +95,11 @@ class Recommender(tf.keras.Model):
     def item_embeddings(self) -> tf.Tensor:
         """`[num_items, d]` item vectors matching `query_embeddings`."""
         raise NotImplementedError(f"{type(self).__name__} is not a factorised model")
+
+    @property
+    def _has_tables(self) -> bool:
+        """True when the subclass computes scoring tables (else the plain methods score)."""
+        return type(self).scoring_tables is not Recommender.scoring_tables
 
     @property
     def is_factorized(self) -> bool:

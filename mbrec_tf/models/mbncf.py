@@ -214,14 +214,14 @@ class MBNCF(Recommender):
             return {"scores": fused}
         return {"scores": {**own, self.target: fused}}
 
-    def item_side(self) -> tuple[tf.Tensor, ...]:
+    def scoring_tables(self) -> tuple[tf.Tensor, ...]:
         """The item half of every branch's first layer `[N, Σ h1]` and the MF item table."""
         stack = layers.StackedTowers(self.branches)
         return stack.item_side(self.mlp_item.embeddings), tf.convert_to_tensor(
             self.mf_item.embeddings
         )
 
-    def score_users_given(self, user_ids: tf.Tensor, item_side: tuple[tf.Tensor, ...]) -> tf.Tensor:
+    def score_users_given(self, user_ids: tf.Tensor, tables: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """All branches in one pass: per block of users and items, the first layers of every
         branch are one sum of the precomputed item side and the chunk's user side, each
         deeper layer one product with block-diagonal kernels, then merge and fusion."""
@@ -237,10 +237,10 @@ class MBNCF(Recommender):
             query = self.mf_user(users) * mf_weights
             return mlp_scores + tf.matmul(query, mf_items, transpose_b=True) + bias
 
-        return layers.tiled_user_scores(block_scores, user_ids, item_side, stack.widest)
+        return layers.tiled_user_scores(block_scores, user_ids, tables, stack.widest)
 
     def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.score_users_given(user_ids, self.item_side())
+        return self.score_users_given(user_ids, self.scoring_tables())
 
 
 def branches_for(data: MultiBehaviorData, config: MBNCFConfig) -> tuple[str, ...]:

@@ -22,12 +22,14 @@ them; returned item ids are raw ids too):
 
 Top-k excludes every target item known for the user at training time (training and
 validation items), as the full-ranking evaluator masks them for the test split.
-For factorised models the candidates come from a TFRS `BruteForce` layer indexed with
-`model.item_embeddings()`: it retrieves `k + L` candidates, where L is the largest number
+The model's `scoring_tables()` (graph-propagated embeddings, item halves of first layers)
+are computed once at export and saved as variables: no request recomputes them. For
+factorised models the candidates come from a TFRS `BruteForce` layer indexed with the item
+embeddings: it retrieves `k + L` candidates, where L is the largest number
 of excluded items of a user in the request, and the excluded ones are dropped afterwards
 (what TFRS's `query_with_exclusions` does, but with a per-request exclusion width instead
 of a static one and a gather from a dense mask instead of an all-pairs comparison). Other
-models go through `model.score_users`, the mask and `tf.math.top_k`. Either way the order
+models go through `model.score_users_given`, the mask and `tf.math.top_k`. Either way the order
 is by descending score; tied scores come lowest item index first (`tf.math.top_k` is
 stable), whereas the evaluator counts ties pessimistically: rankings agree up to the order
 within ties. `max_k` defaults to `num_items - L_max` (L_max: the largest number of known target
@@ -123,11 +125,14 @@ class ServingModule(tf.Module):
         self.excluded_items = tf.Variable(known.indices.astype(np.int32), trainable=False)
         self.excluded_splits = tf.Variable(known.indptr.astype(np.int64), trainable=False)
         self.model_variables = list(model.variables)
+        # What scoring derives from the parameters as a whole (graph propagation, item halves
+        # of first layers), computed once here and saved, never per request.
+        self.scoring_tables = [tf.Variable(t, trainable=False) for t in model.scoring_tables()]
         self._retrieval = None
         if self.factorized:
             retrieval = tfrs.layers.factorized_top_k.BruteForce(k=default_k)
             retrieval.index(
-                tf.cast(model.item_embeddings(), tf.float32),
+                tf.cast(model.item_embeddings_given(self._tables()), tf.float32),
                 identifiers=tf.range(data.num_items, dtype=tf.int32),
             )
             self._retrieval = Hidden(retrieval)
@@ -137,6 +142,9 @@ class ServingModule(tf.Module):
     @property
     def model(self) -> Recommender:
         return self._model.value
+
+    def _tables(self) -> tuple[tf.Tensor, ...]:
+        return tuple(tf.convert_to_tensor(t) for t in self.scoring_tables)
 
     # --- id handling -------------------------------------------------------------------------
     def _indices(self, table: tf.lookup.StaticHashTable, raw: tf.Tensor, what: str) -> tf.Tensor:
@@ -209,7 +217,7 @@ class ServingModule(tf.Module):
             scores = tf.cast(scores, tf.float32)
             top_scores, top_items = tf.math.top_k(tf.where(excluded, neg_inf, scores), k=k)
         elif self.factorized:
-            queries = tf.cast(self.model.query_embeddings(users), tf.float32)
+            queries = tf.cast(self.model.query_embeddings_given(users, self._tables()), tf.float32)
             fetch = tf.minimum(k + longest, self.num_items)
             scores, candidates = self._retrieval.value(queries, k=fetch)
             dropped = tf.gather(excluded, candidates, batch_dims=1)
@@ -217,7 +225,7 @@ class ServingModule(tf.Module):
             top_scores = tf.gather(scores, order, batch_dims=1)
             top_items = tf.gather(candidates, order, batch_dims=1)
         else:
-            scores = tf.cast(self.model.score_users(users), tf.float32)
+            scores = tf.cast(self.model.score_users_given(users, self._tables()), tf.float32)
             top_scores, top_items = tf.math.top_k(tf.where(excluded, neg_inf, scores), k=k)
         return {"item_ids": tf.gather(self.item_ids, top_items), "scores": top_scores}
 
@@ -230,12 +238,13 @@ class ServingModule(tf.Module):
         with tf.control_dependencies([check]):
             users = self._indices(self.user_index, user, "user")
         items = self._indices(self.item_index, item, "item")
-        scores = self.model.score_pairs(users, items)
+        scores = self.model.score_pairs_given(users, items, self._tables())
         return {"scores": tf.cast(scores, tf.float32)}
 
     def _user_embedding(self, user: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self._indices(self.user_index, user, "user")
-        return {"embedding": tf.cast(self.model.query_embeddings(users), tf.float32)}
+        queries = self.model.query_embeddings_given(users, self._tables())
+        return {"embedding": tf.cast(queries, tf.float32)}
 
     # --- signatures --------------------------------------------------------------------------
     def _build_signatures(self) -> None:
@@ -254,9 +263,8 @@ class ServingModule(tf.Module):
             return self._score(user, item)
 
         def score_all(user):
-            return tf.cast(
-                self.model.score_users(self._indices(self.user_index, user, "user")), tf.float32
-            )
+            users = self._indices(self.user_index, user, "user")
+            return tf.cast(self.model.score_users_given(users, self._tables()), tf.float32)
 
         self.serving_default = tf.function(serving_default, input_signature=[user_spec])
         self.top_k = tf.function(top_k, input_signature=[user_spec, k_spec])

@@ -99,7 +99,7 @@ def test_batched_full_ranking_equals_per_pair_scores_at_scale():
         init_std=0.5,
     )
     users = tf.range(37, 37 + 70)
-    scores = model.score_users_given(users, model.item_side()).numpy()
+    scores = model.score_users_given(users, model.scoring_tables()).numpy()
     assert scores.shape == (70, 2500)
     rng = np.random.default_rng(0)
     rows, items = rng.integers(0, 70, 500), rng.integers(0, 2500, 500)
