@@ -28,7 +28,7 @@ from typing import Any
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import distribute, registry
+from mbrec_tf import distribute, files, registry
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import RunNotFoundError, UserError
 from mbrec_tf.models.base import Recommender
@@ -138,13 +138,6 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
 def _one_based(epoch_index: int | None) -> int | None:
     """A 0-based Keras epoch index as the epoch number used everywhere else (1 = first)."""
     return None if epoch_index is None else epoch_index + 1
-
-
-def _write_json(path: str, payload: Mapping[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -504,7 +497,7 @@ def prepare_run_directory(model_dir: str, run_config: Mapping[str, Any], overwri
         for change in allowed:
             logging.warning("resuming %s with %s (does not change the model)", model_dir, change)
     check_writable(model_dir, "model_dir")
-    _write_json(path, run_config)
+    files.write_json(path, run_config)
 
 
 def check_writable(directory: str, flag: str) -> None:
@@ -638,7 +631,7 @@ def update_history(model_dir: str, eval_callback: Any, initial_epoch: int) -> di
             kept = {k: v for k, v in metrics.items() if not k.startswith("groups/")}
             history["evaluations"].append({"epoch": epoch + 1, **kept})
         history["epoch_seconds"].extend(float(s) for s in eval_callback.epoch_seconds)
-    _write_json(path, history)
+    files.write_json(path, history)
     return history
 
 
@@ -773,7 +766,7 @@ def train_and_evaluate(
         results["export_path"] = export_model(
             model, data, export_dir, metadata={"run_config": run_config}
         )
-    _write_json(results_path, results)
+    files.write_json(results_path, results)
     return results
 
 
@@ -801,7 +794,7 @@ def _finished_run(
         results["export_path"] = export_model(
             model, data, export_dir, metadata={"run_config": run_config}
         )
-        _write_json(results_path, results)
+        files.write_json(results_path, results)
     logging.warning(
         "%s: the run is finished (%s epochs): kept its results%s",
         os.path.dirname(results_path),

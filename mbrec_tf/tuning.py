@@ -24,13 +24,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import registry
+from mbrec_tf import files, registry
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
 
@@ -215,12 +214,7 @@ NOT_CARRIED = ("epochs",)
 
 def write_config_file(path: str, payload: Mapping[str, Any]) -> None:
     """Writes a configuration file (see the module doc) atomically."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(temporary, path)
+    files.write_json(path, payload, sort_keys=False)
 
 
 def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import platform
 import resource
@@ -55,7 +54,7 @@ import tensorflow as tf
 from absl import flags
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import distribute, registry, training
+from mbrec_tf import distribute, files, registry, training
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
 from pipelines import flags as common
@@ -649,9 +648,7 @@ def main(argv: list[str]) -> None:
     results["command"] = " ".join(["python -m pipelines.benchmark", *sys.argv[1:]])
     print(report(results))
     if FLAGS.output_json and distribute.is_chief(strategy):
-        tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)))
-        with tf.io.gfile.GFile(FLAGS.output_json, "w") as f:
-            json.dump(results, f, indent=2, sort_keys=True)
+        files.write_json(FLAGS.output_json, results)
         print(f"written: {FLAGS.output_json}")
 
 

@@ -10,13 +10,12 @@ Prints every metric and writes them as JSON to --output_json (default
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from absl import flags
 
-from mbrec_tf import training
+from mbrec_tf import files, training
 from mbrec_tf.evaluation import Evaluator
 from pipelines import flags as common
 
@@ -68,9 +67,8 @@ def main(argv: list[str]) -> None:
     print(headline_table(metrics, evaluator.ks, FLAGS.split))
     print(f"{int(metrics['num_users'])} users evaluated in {seconds:.2f} s")
     if output:
-        with open(output, "w") as f:
-            record = {"split": FLAGS.split, "metrics": metrics, "eval_seconds": seconds}
-            json.dump(record, f, indent=2)
+        record = {"split": FLAGS.split, "metrics": metrics, "eval_seconds": seconds}
+        files.write_json(output, record, sort_keys=False)
         print(f"every metric (per-group too): {output}")
     else:
         print("pass --output_json=<file> to keep every metric (per-group too)")

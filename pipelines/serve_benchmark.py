@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from absl import flags
 
+from mbrec_tf import files
 from pipelines import flags as common
 
 FLAGS = flags.FLAGS
@@ -491,8 +492,7 @@ def main(argv: list[str]) -> None:
         print(f"first error: {errors[0]}")
     if FLAGS.output_json:
         record["export"] = version_dir
-        with open(FLAGS.output_json, "w", encoding="utf-8") as file:
-            json.dump(record, file, indent=2)
+        files.write_json(FLAGS.output_json, record, sort_keys=False)
 
 
 if __name__ == "__main__":

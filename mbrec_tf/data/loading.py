@@ -216,10 +216,7 @@ def build_matching(
         )
     build(builder, manual_dir, rebuild=rebuild or stale)
     record = {"manual_dir": os.path.abspath(manual_dir), "files": files}
-    tmp = os.path.join(builder.data_dir, f".{RAW_FILES_RECORD}.tmp")
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(builder.data_dir, RAW_FILES_RECORD))
+    files.write_json(os.path.join(builder.data_dir, RAW_FILES_RECORD), record)
     return record
 
 

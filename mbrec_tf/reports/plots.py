@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from mbrec_tf import files
 from mbrec_tf.reports.tables import (
     MULTI_BEHAVIOR,
     SINGLE_BEHAVIOR,
@@ -61,10 +62,7 @@ def record_plots(plot_dir: str, written: Iterable[str | None]) -> list[str]:
         if name not in names and os.path.isfile(path):
             os.remove(path)
             removed.append(path)
-    os.makedirs(plot_dir, exist_ok=True)
-    with open(record, "w") as f:
-        json.dump({"plots": names}, f, indent=2)
-        f.write("\n")
+    files.write_json(record, {"plots": names})
     return removed
 
 
