@@ -525,7 +525,7 @@ def allreduced_bytes_by_catalog(
 ) -> list[dict[str, int]]:
     """Bytes a synchronous step all-reduces for the first batch of generated data with
     `num_users` users and each number of items (the model configured as for `dataset`)."""
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     spec = registry.get(model_name)
     records = []

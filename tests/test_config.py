@@ -47,7 +47,7 @@ def test_registry_resolves_defaults_then_dataset_then_overrides():
 
 
 def test_every_registered_model_builds_on_tiny_data():
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     data = random_data(num_users=12, num_items=15, behaviors=("view", "buy"))
     for name, spec in registry.REGISTRY.items():

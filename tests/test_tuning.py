@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mbrec_tf import registry, tuning
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.errors import UserError
 
 

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     from mbrec_tf import distribute, registry, training
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     data = random_data(num_users=23, num_items=300, seed=4)
     mirrored = distribute.make_strategy("mirrored")

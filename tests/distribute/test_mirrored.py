@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     from mbrec_tf import distribute, registry, training
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
     from mbrec_tf.evaluation import Evaluator
 
     # 23 training users and batches of 10: the last global batch (3 users) splits 1 / 2.

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     import tensorflow as tf
 
     from mbrec_tf import distribute, registry, training
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     root = sys.argv[1]
     resolver = distribute.in_process_cluster(workers=1, ps=2)

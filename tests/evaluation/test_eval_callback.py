@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.evaluation import EvaluationCallback, Evaluator
 from mbrec_tf.models.base import Recommender
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mbrec_tf.data.dataset import NO_ITEM, MultiBehaviorData, interaction_matrix
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.evaluation import Evaluator, evaluate
 from mbrec_tf.evaluation.evaluator import group_index, group_labels
 from mbrec_tf.models.base import Recommender

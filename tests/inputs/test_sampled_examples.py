@@ -5,8 +5,8 @@ import collections
 import numpy as np
 import pytest
 
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.data.keys import contains, matrix_pairs
-from mbrec_tf.data.testing import random_data
 from mbrec_tf.inputs import SampledExamples
 from mbrec_tf.sampling import make_sampler
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mbrec_tf import config as config_lib
 from mbrec_tf import optimizers, registry
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.inputs import ragged_rows, user_batches
 from mbrec_tf.models import ehcf
 from mbrec_tf.tasks import whole_data

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mbrec_tf import optimizers, registry
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.inputs import ragged_rows
 from mbrec_tf.models import ehcf_memory
 from mbrec_tf.tasks import whole_data_memory

@@ -6,7 +6,7 @@ import tensorflow as tf
 from model_helpers import train_hit_rate
 
 from mbrec_tf import registry
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.models import mf
 from mbrec_tf.tasks import SampledTask
 

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.evaluation import Evaluator
 from mbrec_tf.models.base import Recommender
 from mbrec_tf.serving import export as export_lib

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     from mbrec_tf import registry, training
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     name = sys.argv[1]
     data = random_data(num_users=16, num_items=20, behaviors=("view", "buy"), seed=4)

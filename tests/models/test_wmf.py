@@ -8,7 +8,7 @@ import tensorflow as tf
 from model_helpers import train_hit_rate
 
 from mbrec_tf import registry, tuning
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 
 
 def _fit(name, data, epochs, **overrides):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from pipelines import benchmark
 
 

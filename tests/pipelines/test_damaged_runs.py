@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from mbrec_tf import registry, training
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

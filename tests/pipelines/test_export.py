@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import flags
 
 from mbrec_tf import registry, training
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.serving import export as export_lib
 from pipelines import export as export_pipeline
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mbrec_tf import registry, training
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.models import popularity
 from mbrec_tf.serving import export as export_lib
 from pipelines import recommend as recommend_pipeline

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mbrec_tf.data.dataset import NO_ITEM, MultiBehaviorData, interaction_matrix
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.data.keys import contains
 from mbrec_tf.data.keys import pair_keys as pair_keys_of
-from mbrec_tf.data.testing import random_data
 from mbrec_tf.sampling import (
     ComplementPool,
     LevelAwareSampler,

@@ -6,7 +6,7 @@ import pytest
 from serving_helpers import int_user_data
 
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.models.base import Recommender
 
 

@@ -100,7 +100,7 @@ def test_real_tensorflow_serving_protos_parse_it():
 
 
 def test_export_writes_replayable_warmup_requests(tmp_path):
-    from mbrec_tf.data.testing import random_data
+    from mbrec_tf.data.generated import random_data
 
     data = random_data(num_users=10, num_items=15)
     path = export_lib.export_model(

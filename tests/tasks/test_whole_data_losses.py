@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mbrec_tf import registry
-from mbrec_tf.data.testing import random_data
+from mbrec_tf.data.generated import random_data
 from mbrec_tf.tasks import whole_data
 
 NUM_USERS, NUM_ITEMS, DIM = 7, 11, 5

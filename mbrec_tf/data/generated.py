@@ -1,7 +1,8 @@
-"""Small random multi-behavior datasets for unit tests (no files, no TFDS build).
+"""Generated multi-behavior datasets in memory (no files, no TFDS build).
 
 `random_data` runs the same synthetic generator and raw-log preprocessing as the
-`mbrec_synthetic` TFDS dataset, at unit-test size, straight into a MultiBehaviorData.
+`mbrec_synthetic` TFDS dataset straight into a MultiBehaviorData, at any size: the
+benchmark's catalogs of chosen sizes, and the tests' tiny data.
 """
 
 from __future__ import annotations
