@@ -1,4 +1,4 @@
-"""Model registry: one entry per model = config, scorer, task, input builder, defaults.
+"""Model registry: one entry per model = name, config, scorer, recipe, defaults.
 
 Adding a model means one short model file (its config and scorer) and one `ModelSpec` in
 `_SPECS` below; the pipelines read everything else (flags, defaults, inputs) from here.
@@ -13,7 +13,7 @@ from typing import Any
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import inputs, optimizers
+from mbrec_tf import optimizers, recipes
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import (
     cmf,
@@ -31,10 +31,8 @@ from mbrec_tf.models import (
     wmf,
 )
 from mbrec_tf.models.base import Recommender
-from mbrec_tf.tasks import closed_form, exposure_em, sampled, whole_data, whole_data_memory
+from mbrec_tf.tasks import closed_form, exposure_em, whole_data_memory
 from mbrec_tf.tasks.base import ClosedFormTask, Task
-
-InputBuilder = Callable[..., tf.data.Dataset]
 
 
 def all_behaviors(data: MultiBehaviorData, config: Any) -> MultiBehaviorData:
@@ -59,9 +57,9 @@ class ModelSpec:
       name: the `--model` value.
       config_cls: frozen dataclass of hyper-parameters (extends `TrainConfig`).
       scorer: `(data, config) -> Recommender`, an untrained model for that data.
-      task: `(data, config) -> Task | ClosedFormTask`, the objective.
-      inputs: the input builder `(data, config, seed, input_context) -> tf.data.Dataset`
-        of one epoch (`mbrec_tf.inputs`), or None for models fitted in closed form.
+      recipe: how the model's family trains (`mbrec_tf.recipes`): its task builder
+        `(data, config) -> Task | ClosedFormTask` and input builder `(data, config, seed,
+        input_context) -> tf.data.Dataset` of one epoch (None: fitted in closed form).
       training_data: `(data, config) -> data`, the behaviors the model trains on (all of
         them by default); scorer, task and inputs all see this data.
       dataset_defaults: dataset name -> hyper-parameter overrides for that dataset.
@@ -71,11 +69,23 @@ class ModelSpec:
     name: str
     config_cls: type
     scorer: Callable[[MultiBehaviorData, Any], Recommender]
-    task: Callable[[MultiBehaviorData, Any], Task | ClosedFormTask]
-    inputs: InputBuilder | None
+    recipe: recipes.Recipe
     training_data: Callable[[MultiBehaviorData, Any], MultiBehaviorData] = all_behaviors
     dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        self.recipe.check(self.name, self.config_cls)
+
+    @property
+    def task(self) -> recipes.TaskBuilder:
+        """The objective's builder (the recipe's)."""
+        return self.recipe.task
+
+    @property
+    def inputs(self) -> recipes.InputBuilder | None:
+        """The input builder (the recipe's; None for models fitted in closed form)."""
+        return self.recipe.inputs
 
     def build(self, data: MultiBehaviorData, config: Any) -> Recommender:
         """The untrained scorer for `data` (uncompiled: enough to restore and evaluate)."""
@@ -110,7 +120,7 @@ class ModelSpec:
     @property
     def closed_form(self) -> bool:
         """True when the model is fitted from the data in one step, not by `fit`."""
-        return self.inputs is None
+        return self.recipe.closed_form
 
 
 _SPECS: tuple[ModelSpec, ...] = (
@@ -118,16 +128,14 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="popularity",
         config_cls=popularity.PopularityConfig,
         scorer=popularity.build,
-        task=closed_form.popularity_fit,
-        inputs=None,
+        recipe=recipes.CLOSED_FORM.with_task(closed_form.popularity_fit),
         description="Most-popular target items (a sanity baseline; needs no training).",
     ),
     ModelSpec(
         name="touched",
         config_cls=touched.TouchedConfig,
         scorer=touched.build,
-        task=closed_form.touched_fit,
-        inputs=None,
+        recipe=recipes.CLOSED_FORM.with_task(closed_form.touched_fit),
         dataset_defaults=touched.DATASET_DEFAULTS,
         description="Touched first: the user's supportive items by behavior weight, then "
         "target popularity (no training).",
@@ -136,8 +144,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="ehcf",
         config_cls=ehcf.EHCFConfig,
         scorer=ehcf.build,
-        task=whole_data.whole_data_task,
-        inputs=inputs.user_batches,
+        recipe=recipes.WHOLE_DATA,
         training_data=ehcf.training_data,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
         description="EHCF: whole-data multi-behavior CF with transfer between behaviors.",
@@ -146,8 +153,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="ehcf_memory",
         config_cls=ehcf_memory.EHCFMemoryConfig,
         scorer=ehcf_memory.build,
-        task=whole_data_memory.memory_whole_data_task,
-        inputs=inputs.user_batches,
+        recipe=recipes.WHOLE_DATA.with_task(whole_data_memory.memory_whole_data_task),
         training_data=ehcf.training_data,
         dataset_defaults=ehcf_memory.DATASET_DEFAULTS,
         description="EHCF with memory: learned sparse terms on the pairs the user already "
@@ -157,8 +163,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="ehcf_sin",
         config_cls=ehcf.EHCFConfig,
         scorer=ehcf.build,
-        task=whole_data.whole_data_task,
-        inputs=inputs.user_batches,
+        recipe=recipes.WHOLE_DATA,
         training_data=target_only,
         dataset_defaults=ehcf.DATASET_DEFAULTS,
         description="EHCF-Sin: EHCF on the target behavior alone.",
@@ -167,8 +172,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="wmf",
         config_cls=wmf.WMFConfig,
         scorer=wmf.build,
-        task=whole_data.whole_data_task,
-        inputs=inputs.user_batches,
+        recipe=recipes.WHOLE_DATA,
         training_data=target_only,
         dataset_defaults=wmf.DATASET_DEFAULTS,
         description="WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
@@ -177,8 +181,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="expomf",
         config_cls=expomf.ExpoMFConfig,
         scorer=expomf.build,
-        task=exposure_em.expomf_fit,
-        inputs=None,
+        recipe=recipes.CLOSED_FORM.with_task(exposure_em.expomf_fit),
         training_data=target_only,
         dataset_defaults=expomf.DATASET_DEFAULTS,
         description="ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
@@ -188,8 +191,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="cmf",
         config_cls=cmf.CMFConfig,
         scorer=cmf.build,
-        task=whole_data.whole_data_task,
-        inputs=inputs.user_batches,
+        recipe=recipes.WHOLE_DATA,
         dataset_defaults=cmf.DATASET_DEFAULTS,
         description="CMF: every behavior factorised with shared user and item embeddings.",
     ),
@@ -197,8 +199,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="bpr",
         config_cls=mf.BPRConfig,
         scorer=mf.build,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         dataset_defaults=mf.DATASET_DEFAULTS,
         description="BPR: matrix factorisation, pairwise loss, uniform negatives.",
     ),
@@ -206,8 +207,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="gmf",
         config_cls=ncf.NCFConfig,
         scorer=ncf.build_gmf,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.GMF],
         description="GMF (NCF): weighted element-wise product of embeddings, log-loss.",
     ),
@@ -215,8 +215,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="mlp",
         config_cls=ncf.NCFConfig,
         scorer=ncf.build_mlp,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.MLP],
         description="MLP (NCF): ReLU tower on [user ; item] embeddings, log-loss.",
     ),
@@ -224,8 +223,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="neumf",
         config_cls=ncf.NCFConfig,
         scorer=ncf.build_neumf,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         dataset_defaults=ncf.DATASET_DEFAULTS[ncf.NEUMF],
         description="NeuMF: GMF and MLP fused (He et al. 2017), optionally pre-trained.",
     ),
@@ -233,8 +231,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="mbncf",
         config_cls=mbncf.MBNCFConfig,
         scorer=mbncf.build,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         dataset_defaults=mbncf.DATASET_DEFAULTS,
         description="MBNCF: MF + one MLP branch per behavior, supportive negatives.",
     ),
@@ -242,8 +239,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="mc_bpr",
         config_cls=mc_bpr.MCBPRConfig,
         scorer=mc_bpr.build,
-        task=mc_bpr.task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED.with_task(mc_bpr.task),
         training_data=mc_bpr.exclusive_levels,
         dataset_defaults=mc_bpr.DATASET_DEFAULTS,
         description="MC-BPR: MF, positives of every behavior level over weaker levels' items.",
@@ -252,8 +248,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="mfpr",
         config_cls=mfpr.MFPRConfig,
         scorer=mfpr.build,
-        task=sampled.sampled_task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED,
         training_data=mfpr.training_data,
         dataset_defaults=mfpr.DATASET_DEFAULTS,
         description="MFPR: MF, pairwise, every preference of buy > cart > view > untouched.",
@@ -262,8 +257,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         name="nmtr",
         config_cls=nmtr.NMTRConfig,
         scorer=nmtr.build,
-        task=nmtr.task,
-        inputs=inputs.sampled_examples,
+        recipe=recipes.SAMPLED.with_task(nmtr.task),
         dataset_defaults=nmtr.DATASET_DEFAULTS,
         description="NMTR: a NeuMF-style predictor per behavior, cascaded, log-loss per behavior.",
     ),

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import files, registry
+from mbrec_tf import files, recipes, registry
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
 
@@ -117,7 +117,7 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
     if spec.closed_form:
         raise UserError(f"{model} is fitted in closed form: it has no hyper-parameters to tune")
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    if issubclass(spec.config_cls, config_lib.WholeDataConfig):
+    if spec.recipe.name == recipes.WHOLE_DATA.name:
         trained = spec.training_data(data, spec.config_cls()).behaviors
         space = [SearchParam(f"negative_weight[{b}]", 1e-3, 0.5, log=True) for b in trained]
         if len(trained) > 1:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import registry
+from mbrec_tf import recipes, registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,3 +55,26 @@ def test_every_registered_model_builds_on_tiny_data():
         model = spec.build(data, config)
         scores = model.score_users(__import__("tensorflow").constant([0, 1]))
         assert scores.shape == (2, data.num_items), name
+
+
+def test_every_registry_entry_extends_its_recipes_config():
+    for spec in registry.REGISTRY.values():
+        assert issubclass(spec.config_cls, spec.recipe.config_base), spec.name
+        assert spec.task is not None and spec.closed_form == (spec.inputs is None), spec.name
+
+
+def test_a_recipe_refuses_a_config_of_another_family():
+    with pytest.raises(TypeError, match="must extend WholeDataConfig"):
+        registry.ModelSpec(
+            name="wrong",
+            config_cls=config_lib.SampledConfig,
+            scorer=lambda data, config: None,
+            recipe=recipes.WHOLE_DATA,
+        )
+    with pytest.raises(TypeError, match="needs the model's task"):
+        registry.ModelSpec(
+            name="no_task",
+            config_cls=config_lib.TrainConfig,
+            scorer=lambda data, config: None,
+            recipe=recipes.CLOSED_FORM,
+        )
