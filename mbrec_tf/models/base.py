@@ -126,7 +126,7 @@ class Recommender(tf.keras.Model):
     def metrics(self) -> list[tf.keras.metrics.Metric]:
         return list(self._trackers)
 
-    def compute_loss(
+    def batch_loss(
         self, batch: Mapping[str, Any], training: bool = False
     ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
         """(task loss, Σ `self.losses`, named parts) of a batch: one scorer and one task call.
@@ -141,7 +141,7 @@ class Recommender(tf.keras.Model):
     def _task_loss(
         self, batch: Mapping[str, Any], outputs: Any, training: bool
     ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
-        """`compute_loss` of the scorer's `outputs`."""
+        """`batch_loss` of the scorer's `outputs`."""
         step = self.optimizer.iterations if training and self.optimizer is not None else None
         task_loss, parts = self.task(batch, outputs, training=training, step=step)
         regularization = tf.add_n(self.losses) if self.losses else tf.zeros_like(task_loss)
@@ -165,7 +165,7 @@ class Recommender(tf.keras.Model):
         if replicas > 1:
             return self._synchronous_train_step(batch, replicas)
         with tf.GradientTape() as tape:
-            task_loss, regularization, parts = self.compute_loss(batch, training=True)
+            task_loss, regularization, parts = self.batch_loss(batch, training=True)
             scaled, logged = self._replica_objective(
                 batch, replicas, task_loss, regularization, parts
             )
@@ -185,7 +185,7 @@ class Recommender(tf.keras.Model):
         parts: Mapping[str, tf.Tensor],
     ) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor, Mapping[str, tf.Tensor]]]:
         """(what this replica differentiates, the (task loss, penalties, parts) it logs)."""
-        if self.task.reduction == "sum":
+        if self.task.sums_over_batch:
             return task_loss + regularization / replicas, (task_loss, regularization, parts)
         share = self._example_share(batch, replicas)
         task_loss, regularization, parts = (
@@ -273,7 +273,7 @@ class Recommender(tf.keras.Model):
     def test_step(self, batch: Any) -> dict[str, tf.Tensor]:
         batch, _, _ = tf.keras.utils.unpack_x_y_sample_weight(batch)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return self._track(*self.compute_loss(batch, training=False), replicas)
+        return self._track(*self.batch_loss(batch, training=False), replicas)
 
     def _track(
         self,
@@ -284,7 +284,7 @@ class Recommender(tf.keras.Model):
     ) -> dict[str, tf.Tensor]:
         """Logs the objective of the global batch: the mean of the replicas' values of
         `task loss × replicas` (sum-reduced) or `task loss` (mean-reduced), plus penalties."""
-        factor = replicas if self.task.reduction == "sum" else 1
+        factor = replicas if self.task.sums_over_batch else 1
         values = {"loss": task_loss * factor + regularization}
         values.update({name: value * factor for name, value in parts.items()})
         for tracker in self._trackers:

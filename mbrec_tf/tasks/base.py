@@ -7,17 +7,26 @@ one training step of `Recommender` calls the scorer once and the task once per b
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
 
-#: The task's loss is a mean over the batch's examples: under a `tf.distribute` strategy
-#: each replica's loss is divided by the number of replicas before gradients are summed.
-MEAN = "mean"
-#: The task's loss is a sum over the batch (additive over any split of it): each replica's
-#: sum is used as it is, since summing the replicas' gradients gives the global batch's.
-SUM = "sum"
+
+class Reduction(enum.Enum):
+    """How a task's loss scales with the batch, which fixes how replicas combine."""
+
+    #: A mean over the batch's examples: under a `tf.distribute` strategy each replica's
+    #: loss is divided by the number of replicas before gradients are summed.
+    MEAN = "mean"
+    #: A sum over the batch (additive over any split of it): each replica's sum is used as
+    #: it is, since summing the replicas' gradients gives the global batch's.
+    SUM = "sum"
+
+
+MEAN = Reduction.MEAN
+SUM = Reduction.SUM
 
 
 class Task(tf.keras.layers.Layer):
@@ -28,7 +37,12 @@ class Task(tf.keras.layers.Layer):
     loss scales with the batch (`MEAN` or `SUM`), which fixes how replicas combine.
     """
 
-    reduction: str = MEAN
+    reduction: Reduction = Reduction.MEAN
+
+    @property
+    def sums_over_batch(self) -> bool:
+        """True for a sum-reduced loss (each replica's loss is used as it is)."""
+        return self.reduction is Reduction.SUM
 
     @property
     def loss_names(self) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def test_the_l2_penalty_is_added_to_the_pairwise_loss():
     negative = (users * items[[0, 2]]).sum(1)
     bpr = np.mean(np.log1p(np.exp(negative - positive)))
     penalty = (np.sum(users**2) + np.sum(items[[1, 3]] ** 2) + np.sum(items[[0, 2]] ** 2)) / 2
-    task_loss, regularization, _ = model.compute_loss(batch)
+    task_loss, regularization, _ = model.batch_loss(batch)
     assert float(task_loss + regularization) == pytest.approx(bpr + 0.1 * penalty, rel=1e-5)
 
 
