@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 import tfds_builders
 from mbrec_tf.data.dataset import MultiBehaviorData, interaction_matrix
 from mbrec_tf.errors import UserError
+from mbrec_tf.files import write_json
 
 DATASETS: tuple[str, ...] = tuple(tfds_builders.BUILDERS)
 DEFAULT_DATASET = "mbrec_synthetic"
@@ -203,8 +204,8 @@ def build_matching(
         build(builder, manual_dir, rebuild=rebuild)
         return _read_record(builder) if _is_built(builder) else None
     record = _read_record(builder) if _is_built(builder) else None
-    files = raw_files_fingerprint(manual_dir, (record or {}).get("files"))
-    stale = _is_built(builder) and (record is None or not _same_files(record["files"], files))
+    fingerprint = raw_files_fingerprint(manual_dir, (record or {}).get("files"))
+    stale = _is_built(builder) and (record is None or not _same_files(record["files"], fingerprint))
     if stale and not rebuild:
         logging.warning(
             "%s: the raw files in %s differ from those the build in %s was made from "
@@ -215,8 +216,8 @@ def build_matching(
             "unrecorded" if record is None else record.get("manual_dir"),
         )
     build(builder, manual_dir, rebuild=rebuild or stale)
-    record = {"manual_dir": os.path.abspath(manual_dir), "files": files}
-    files.write_json(os.path.join(builder.data_dir, RAW_FILES_RECORD), record)
+    record = {"manual_dir": os.path.abspath(manual_dir), "files": fingerprint}
+    write_json(os.path.join(builder.data_dir, RAW_FILES_RECORD), record)
     return record
 
 
