@@ -53,22 +53,23 @@ def resolve_version_dir(export_dir: str) -> str:
     return os.path.join(export_dir, str(versions[-1]))
 
 
-def read_metadata(version_dir: str) -> dict[str, Any]:
-    """The export's `assets.extra/mbrec_export.json` ({} when absent: a foreign model)."""
-    path = os.path.join(version_dir, ASSETS_EXTRA, METADATA_FILE)
+def _read_extra(version_dir: str, name: str) -> dict[str, Any]:
+    """A JSON file of the export's `assets.extra/` ({} when it has none)."""
+    path = os.path.join(version_dir, ASSETS_EXTRA, name)
     if not os.path.exists(path):
         return {}
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+def read_metadata(version_dir: str) -> dict[str, Any]:
+    """The export's `assets.extra/mbrec_export.json` ({} when absent: a foreign model)."""
+    return _read_extra(version_dir, METADATA_FILE)
 
 
 def read_item_titles(version_dir: str) -> dict[str, str]:
     """Raw item id (as text) -> title, or {} when the export has no titles."""
-    path = os.path.join(version_dir, ASSETS_EXTRA, TITLES_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    return _read_extra(version_dir, TITLES_FILE)
 
 
 class ExportedRecommender(Recommender):

@@ -4,14 +4,8 @@ Production serving is TensorFlow Serving itself; this server lets the same clien
 where its binary cannot be installed (laptops, CI). It serves one model, like
 `tensorflow_model_server --model_name=... --model_base_path=...`:
 
-- `POST /v1/models/<name>:predict` and `/v1/models/<name>/versions/<n>:predict` with TF
-  Serving's request bodies: `{"signature_name": ..., "instances": [...]}` (row format,
-  reply `{"predictions": [...]}`) or `{"signature_name": ..., "inputs": ...}` (columnar,
-  reply `{"outputs": ...}`). As in TF Serving, every signature input must be given (a
-  SignatureDef default is a gRPC feature), and a row-format object must have exactly the
-  signature's input names.
-- `GET /v1/models/<name>` and `/v1/models/<name>/versions/<n>`: version status;
-  `GET /v1/models/<name>/metadata`: the signature definitions.
+- TF Serving's REST API: predict in the row and columnar formats, version status and
+  metadata (`rest_api` lists the requests and replies).
 - Versions as TF Serving's `model_version_policy` (`versions.VersionPolicy`): the latest
   version by default, or all, or specific ones; each served version answers at
   `/versions/<n>`. The base path is polled; new versions are loaded and warmed up in the

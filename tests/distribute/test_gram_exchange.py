@@ -10,13 +10,10 @@ round-off. Item-dependent negative weights (two distinct Grams) and both optimiz
 families (legacy Adagrad, new Adam) are covered.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .script_report import run_script
+
 #: Stated tolerance: weights after the step(s), relative to the largest weight.
 WEIGHT_TOLERANCE = 1e-5
 
@@ -82,16 +79,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_ehcf_step_exchanges_grams_and_rows_and_equals_the_default_step():
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_script(SCRIPT)
     assert sorted(report) == ["adagrad", "adam"]
     for optimizer, result in report.items():
         assert result["moved"] > 1e-3, optimizer  # the steps changed the weights

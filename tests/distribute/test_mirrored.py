@@ -8,17 +8,13 @@ every global batch, the uneven last batch included). Same seed, same global batc
 weights, the logged loss and the test metrics must agree to float32 round-off.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from mbrec_tf import registry
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .script_report import run_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -89,16 +85,7 @@ SAMPLED = [n for n in registry.REGISTRY if n not in WHOLE_DATA + CLOSED_FORM]
     "models", [WHOLE_DATA + CLOSED_FORM, SAMPLED], ids=["whole_data_and_closed_form", "sampled"]
 )
 def test_every_model_trains_mirrored_as_on_one_device(models):
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *models],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_script(SCRIPT, *models)
     assert sorted(report) == sorted(models)
     for name, result in report.items():
         assert result["weights"] > 0, name

@@ -10,13 +10,10 @@ Then `training.train_and_evaluate` runs each model under the same strategy: chec
 results and the export are written as under every other strategy.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .script_report import run_script
+
 #: Stated tolerance: weights after 2 epochs, relative to the largest weight.
 WEIGHT_TOLERANCE = 1e-6
 MODELS = ("ehcf", "bpr")
@@ -87,16 +84,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_ehcf_and_bpr_train_under_parameter_servers_as_in_one_process(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), *MODELS],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_script(SCRIPT, str(tmp_path), *MODELS)
     assert sorted(report) == sorted(MODELS)
     for name, result in report.items():
         assert result["names"][0] == result["names"][1], name  # one value per whole table

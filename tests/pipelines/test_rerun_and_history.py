@@ -36,6 +36,20 @@ def _read(path):
         return json.load(f)
 
 
+def _kill_after_second_epoch(monkeypatch):
+    """Makes the run raise right after checkpointing its second epoch, as a kill would;
+    returns the checkpoint callback's own `on_epoch_end`, to put back."""
+    save = training.CheckpointCallback.on_epoch_end
+
+    def crash_after_second_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch == 1:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
+    return save
+
+
 def test_rerunning_a_finished_run_keeps_its_results_and_exports_nothing(tmp_path, small_data):
     settings = _settings(tmp_path)
     first = training.train_and_evaluate(settings, _config(), data=small_data)
@@ -71,14 +85,7 @@ def test_history_is_written_as_the_run_goes_and_kept_across_a_resume(
     tmp_path, small_data, monkeypatch
 ):
     settings = _settings(tmp_path)
-    save = training.CheckpointCallback.on_epoch_end
-
-    def crash_after_second_epoch(self, epoch, logs=None):
-        save(self, epoch, logs)
-        if epoch == 1:
-            raise RuntimeError("killed")
-
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
+    save = _kill_after_second_epoch(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
     history = _read(os.path.join(settings.model_dir, training.HISTORY_FILE))
@@ -142,14 +149,7 @@ def test_a_killed_run_resumed_keeps_its_best_evaluation_from_before_the_kill(
     tmp_path, small_data, monkeypatch
 ):
     settings = _settings(tmp_path)
-    save = training.CheckpointCallback.on_epoch_end
-
-    def crash_after_second_epoch(self, epoch, logs=None):
-        save(self, epoch, logs)
-        if epoch == 1:
-            raise RuntimeError("killed")
-
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
+    save = _kill_after_second_epoch(monkeypatch)
     before = _script_validation(monkeypatch, [0.9, 0.1])
     with pytest.raises(RuntimeError, match="killed"):
         training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
