@@ -83,7 +83,8 @@ def test_als_iterations_are_timed_when_implicit_is_installed():
     pairs = {
         (u, v) for matrix in data.train.values() for u, v in zip(*matrix.nonzero(), strict=True)
     }
-    assert len(als["all"]) == 2 and all(s > 0 for s in als["all"])
+    # One time per iteration (tiny data: an iteration may round to 0.0 s).
+    assert len(als["all"]) == 2 and all(s >= 0 for s in als["all"])
     assert (als["interactions"], als["factors"]) == (len(pairs), 4)
 
 
