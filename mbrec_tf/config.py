@@ -93,6 +93,27 @@ class WholeDataConfig(TrainConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class FactorDropoutConfig(WholeDataConfig):
+    """The whole-data factor models' training (EHCF, WMF, CMF): the EHCF authors' Adagrad
+    settings and dropout on the user embedding."""
+
+    learning_rate: float = field(0.05, "Optimizer learning rate.")
+    optimizer: str = field("adagrad", "Optimizer name: adagrad, adam or sgd.")
+    epochs: int = field(100, "Number of training epochs.")
+    adagrad_initial_accumulator: float = field(
+        1e-8, "Adagrad's initial accumulator (the EHCF authors use 1e-8; Keras' default is 0.1)."
+    )
+    keep_prob: float = field(
+        0.5, "Dropout keep probability of the user embedding in training (1 = no dropout)."
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
+
+
+@dataclasses.dataclass(frozen=True)
 class SampledConfig(TrainConfig):
     """Sampled training: negatives per positive, the sampler, the loss, batch penalties."""
 

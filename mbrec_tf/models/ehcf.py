@@ -24,18 +24,9 @@ from mbrec_tf.models.base import Recommender
 
 
 @dataclasses.dataclass(frozen=True)
-class EHCFConfig(config_lib.WholeDataConfig):
+class EHCFConfig(config_lib.FactorDropoutConfig):
     """EHCF hyper-parameters; the defaults are the authors' published settings."""
 
-    learning_rate: float = config_lib.field(0.05, "Optimizer learning rate.")
-    optimizer: str = config_lib.field("adagrad", "Optimizer name: adagrad, adam or sgd.")
-    epochs: int = config_lib.field(100, "Number of training epochs.")
-    adagrad_initial_accumulator: float = config_lib.field(
-        1e-8, "Adagrad's initial accumulator (the authors use 1e-8; Keras' default is 0.1)."
-    )
-    keep_prob: float = config_lib.field(
-        0.5, "Dropout keep probability of the user embedding in training (1 = no dropout)."
-    )
     transfer_dag: tuple[str, ...] = config_lib.field(
         (),
         "Transfer edges 'from>to' (e.g. view>cart,view>buy,cart>buy); edges of absent "
@@ -48,11 +39,6 @@ class EHCFConfig(config_lib.WholeDataConfig):
     behaviors: tuple[str, ...] = config_lib.field(
         (), "Data ablation: train on these behaviors only (the target last). Empty = all."
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
 
 
 class EHCF(Recommender):

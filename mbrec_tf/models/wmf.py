@@ -22,23 +22,12 @@ from mbrec_tf.models.base import Recommender
 
 
 @dataclasses.dataclass(frozen=True)
-class SharedFactorConfig(config_lib.WholeDataConfig):
-    """Settings of the whole-data MF models (WMF, CMF): EHCF's optimiser and dropout."""
+class SharedFactorConfig(config_lib.FactorDropoutConfig):
+    """Settings of the whole-data MF models (WMF, CMF): EHCF's optimiser, lighter dropout."""
 
-    learning_rate: float = config_lib.field(0.05, "Optimizer learning rate.")
-    optimizer: str = config_lib.field("adagrad", "Optimizer name: adagrad, adam or sgd.")
-    epochs: int = config_lib.field(100, "Number of training epochs.")
-    adagrad_initial_accumulator: float = config_lib.field(
-        1e-8, "Adagrad's initial accumulator (as EHCF)."
-    )
     keep_prob: float = config_lib.field(
         0.8, "Dropout keep probability of the user embedding in training (1 = no dropout)."
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
 
 
 @dataclasses.dataclass(frozen=True)
