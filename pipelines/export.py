@@ -15,7 +15,7 @@ import os
 
 from absl import flags
 
-from mbrec_tf import training
+from mbrec_tf import run_directory, training
 from mbrec_tf.serving import export as export_lib
 from pipelines import flags as common
 
@@ -78,7 +78,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> str:
     model, data, spec, _ = training.restore_run(
         model_dir, data_dir=flag_values.data_dir, manual_dir=flag_values.manual_dir
     )
-    with open(os.path.join(model_dir, training.RUN_CONFIG_FILE), encoding="utf-8") as file:
+    with open(os.path.join(model_dir, run_directory.RUN_CONFIG_FILE), encoding="utf-8") as file:
         run_config = json.load(file)
     export_dir = flag_values.export_dir or os.path.join(model_dir, "export")
     path = export_lib.export_model(

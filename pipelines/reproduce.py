@@ -31,7 +31,7 @@ from typing import Any
 from absl import flags
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import registry, training, tuning
+from mbrec_tf import registry, run_directory, training, tuning
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
 from mbrec_tf.reports import plots, tables
@@ -131,15 +131,15 @@ def run_dir(dataset: str, model: str, name: str) -> str:
     return os.path.join(FLAGS.output_dir, "runs", dataset.replace("/", "_"), model, name)
 
 
-def finished_results(settings: training.RunSettings, config: Any, data) -> dict | None:
+def finished_results(settings: run_directory.RunSettings, config: Any, data) -> dict | None:
     """results.json of a finished run of exactly this configuration, else None."""
-    path = os.path.join(settings.model_dir, training.RESULTS_FILE)
-    record_path = os.path.join(settings.model_dir, training.RUN_CONFIG_FILE)
+    path = os.path.join(settings.model_dir, run_directory.RESULTS_FILE)
+    record_path = os.path.join(settings.model_dir, run_directory.RUN_CONFIG_FILE)
     if not (os.path.exists(path) and os.path.exists(record_path)):
         return None
     with open(record_path) as f:
         previous = json.load(f)
-    if previous != training.make_run_config(settings, config, data):
+    if previous != run_directory.make_run_config(settings, config, data):
         return None
     with open(path) as f:
         return json.load(f)
@@ -150,7 +150,7 @@ def run_one(dataset: str, model: str, seed: int, data, overrides: dict, name: st
     import tensorflow as tf
 
     config = registry.resolve_config(model, dataset.split("/")[0], overrides)
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model=model,
         dataset=dataset,
         data_dir=FLAGS.data_dir,
@@ -253,7 +253,7 @@ def main(argv: list[str]) -> None:
     for dataset in FLAGS.datasets:
         for model in models:
             model_overrides(model, dataset.split("/")[0])  # every setting checked up front
-    training.check_writable(FLAGS.output_dir, "output_dir")
+    run_directory.check_writable(FLAGS.output_dir, "output_dir")
 
     runs: list[tables.Run] = []
     grids: dict[str, tuple[tuple[str, ...], dict]] = {}

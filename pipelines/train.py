@@ -17,7 +17,7 @@ import sys
 from absl import flags, logging
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import registry, training, tuning
+from mbrec_tf import registry, run_directory, training, tuning
 from pipelines import flags as common
 
 FLAGS = flags.FLAGS
@@ -121,7 +121,7 @@ def main(argv: list[str]) -> None:
                 f"note: the trials of {FLAGS.config} trained {tuned_epochs} epochs; this run "
                 f"trains --epochs={config.epochs}"
             )
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model=FLAGS.model,
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
@@ -153,7 +153,7 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         print(
             "interrupted; rerun the same command to resume from epoch "
-            f"{training.next_epoch(settings.model_dir)}",
+            f"{run_directory.next_epoch(settings.model_dir)}",
             file=sys.stderr,
         )
         sys.exit(INTERRUPTED)
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> None:
             f"selected: epoch {results['best_epoch']} of {results['epochs_trained']}, the best "
             f"validation {settings.monitor} ('*' marks each [valid] line that improved it)"
         )
-    print(f"results: {os.path.join(settings.model_dir, training.RESULTS_FILE)}")
+    print(f"results: {os.path.join(settings.model_dir, run_directory.RESULTS_FILE)}")
     print(f"export: {results['export_path']}")
     logging.debug(json.dumps(results, default=str))
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from absl import flags
 
-from mbrec_tf import registry, training, tuning
+from mbrec_tf import registry, run_directory, training, tuning
 from mbrec_tf.errors import UserError
 from pipelines import flags as common
 
@@ -89,7 +89,7 @@ def _study_record(space: tuning.SearchSpace, fixed: dict[str, Any]) -> dict[str,
 
 def check_study_directory(tune_dir: str) -> None:
     """Refuses (`UserError`) a `tune_dir` that holds files but no study."""
-    training.check_not_foreign(tune_dir, "tune_dir", STUDY_DATABASE, "a tuning study")
+    run_directory.check_not_foreign(tune_dir, "tune_dir", STUDY_DATABASE, "a tuning study")
 
 
 def delete_study(tune_dir: str) -> list[str]:
@@ -105,13 +105,13 @@ def delete_study(tune_dir: str) -> list[str]:
             if not os.path.isdir(run_dir):
                 kept.append(os.path.join(TRIALS_SUBDIR, name))
                 continue
-            left = training.delete_run(run_dir)
+            left = run_directory.delete_run(run_dir)
             kept += [os.path.join(TRIALS_SUBDIR, name, n) for n in left]
             if not left:
                 os.rmdir(run_dir)
         if not os.listdir(trials):
             os.rmdir(trials)
-    left = training.delete_entries(tune_dir, STUDY_ENTRIES)
+    left = run_directory.delete_entries(tune_dir, STUDY_ENTRIES)
     return kept + [n for n in left if n != TRIALS_SUBDIR]
 
 
@@ -202,7 +202,7 @@ def run_trial(study, trial, space, fixed, data, tune_dir) -> None:
         config = registry.resolve_config(FLAGS.model, dataset_name, overrides)
     except ValueError as error:
         raise UserError(f"search space gives an invalid configuration: {error}") from None
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model=FLAGS.model,
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
@@ -325,7 +325,7 @@ def main(argv: list[str]) -> None:
         return
     if not space:
         raise UserError("every searched hyper-parameter is fixed by a flag: nothing to tune")
-    training.check_writable(tune_dir, "tune_dir")
+    run_directory.check_writable(tune_dir, "tune_dir")
     study = open_study(tune_dir, _study_record(space, fixed), overwrite=FLAGS.overwrite)
     if requeued := requeue_interrupted(study):
         print(f"resuming {requeued} interrupted trial(s) from their checkpoints")

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    from mbrec_tf import distribute, registry, training
+    from mbrec_tf import distribute, registry, run_directory, training
     from mbrec_tf.data.generated import random_data
 
     root = sys.argv[1]
@@ -62,8 +62,8 @@ SCRIPT = textwrap.dedent(
         got = saved_weights(model, os.path.join(root, f"{name}_ps"))
 
         run_dir = os.path.join(root, f"{name}_run")
-        settings = training.RunSettings(model=name, model_dir=run_dir, metrics_k=(5,),
-                                        monitor="ndcg@5", eval_every=1, verbose=0)
+        settings = run_directory.RunSettings(model=name, model_dir=run_dir, metrics_k=(5,),
+                                             monitor="ndcg@5", eval_every=1, verbose=0)
         results = training.train_and_evaluate(settings, config, data, strategy=strategy)
         report[name] = {
             "names": [sorted(want), sorted(got)],

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from mbrec_tf import registry, training
+from mbrec_tf import registry, run_directory, training
 from mbrec_tf.data.generated import random_data
 from mbrec_tf.errors import UserError
 
@@ -21,7 +21,7 @@ def small_data():
 
 
 def _settings(tmp_path):
-    return training.RunSettings(
+    return run_directory.RunSettings(
         model="ehcf", dataset="random", model_dir=str(tmp_path / "run"), metrics_k=(10,), verbose=0
     )
 
@@ -40,7 +40,7 @@ def _cut_in_half(path):
 def test_a_truncated_run_config_is_one_line(tmp_path, small_data):
     settings = _settings(tmp_path)
     training.train_and_evaluate(settings, _config(1), data=small_data, export=False)
-    _cut_in_half(os.path.join(settings.model_dir, training.RUN_CONFIG_FILE))
+    _cut_in_half(os.path.join(settings.model_dir, run_directory.RUN_CONFIG_FILE))
     with pytest.raises(UserError, match=r"run_config.json is damaged .*--overwrite"):
         training.train_and_evaluate(settings, _config(2), data=small_data, export=False)
     with pytest.raises(UserError, match=r"run_config.json is damaged"):
@@ -48,7 +48,7 @@ def test_a_truncated_run_config_is_one_line(tmp_path, small_data):
 
 
 def _data_files(model_dir, epoch):
-    pattern = os.path.join(model_dir, training.CHECKPOINT_SUBDIR, f"ckpt-{epoch}.data-*")
+    pattern = os.path.join(model_dir, run_directory.CHECKPOINT_SUBDIR, f"ckpt-{epoch}.data-*")
     return glob.glob(pattern)
 
 
@@ -85,16 +85,16 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
     script = textwrap.dedent(
         """
         import runpy, sys
-        from mbrec_tf import training
+        from mbrec_tf import checkpoints
 
-        save = training.CheckpointCallback.on_epoch_end
+        save = checkpoints.CheckpointCallback.on_epoch_end
 
         def ctrl_c_after_second_epoch(self, epoch, logs=None):
             save(self, epoch, logs)
             if epoch == 1:
                 raise KeyboardInterrupt
 
-        training.CheckpointCallback.on_epoch_end = ctrl_c_after_second_epoch
+        checkpoints.CheckpointCallback.on_epoch_end = ctrl_c_after_second_epoch
         sys.argv = ["train.py", *sys.argv[1:]]
         runpy.run_module("pipelines.train", run_name="__main__")
         """

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from mbrec_tf import registry, training
+from mbrec_tf import registry, run_directory, training
 from mbrec_tf.data.generated import random_data
 from mbrec_tf.serving import export as export_lib
 from pipelines import export as export_pipeline
@@ -27,7 +27,7 @@ def trained_run(tmp_path, monkeypatch):
     """A finished popularity run on tiny random data (the dataset loader returns it)."""
     data = random_data(num_users=12, num_items=16)
     monkeypatch.setattr(training, "load_data", lambda *args, **kwargs: data)
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model="popularity", dataset="random", model_dir=str(tmp_path / "run"), verbose=0
     )
     config = registry.resolve_config("popularity", "random")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from mbrec_tf import registry, training
+from mbrec_tf import checkpoints, registry, run_directory, training
 from mbrec_tf.data.generated import random_data
 
 
@@ -24,7 +24,7 @@ def _settings(tmp_path, **overrides):
         eval_every=1,
         verbose=0,
     )
-    return training.RunSettings(**{**options, **overrides})
+    return run_directory.RunSettings(**{**options, **overrides})
 
 
 def _config(epochs=3):
@@ -39,21 +39,21 @@ def _read(path):
 def _kill_after_second_epoch(monkeypatch):
     """Makes the run raise right after checkpointing its second epoch, as a kill would;
     returns the checkpoint callback's own `on_epoch_end`, to put back."""
-    save = training.CheckpointCallback.on_epoch_end
+    save = checkpoints.CheckpointCallback.on_epoch_end
 
     def crash_after_second_epoch(self, epoch, logs=None):
         save(self, epoch, logs)
         if epoch == 1:
             raise RuntimeError("killed")
 
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
+    monkeypatch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
     return save
 
 
 def test_rerunning_a_finished_run_keeps_its_results_and_exports_nothing(tmp_path, small_data):
     settings = _settings(tmp_path)
     first = training.train_and_evaluate(settings, _config(), data=small_data)
-    results_path = os.path.join(settings.model_dir, training.RESULTS_FILE)
+    results_path = os.path.join(settings.model_dir, run_directory.RESULTS_FILE)
     written = _read(results_path)
     again = training.train_and_evaluate(settings, _config(), data=small_data)
     assert again["finished_before"] is True
@@ -72,7 +72,9 @@ def test_a_run_stopped_before_its_results_reports_the_selected_weights(tmp_path,
 
     settings = _settings(tmp_path)
     first = training.train_and_evaluate(settings, _config(), data=small_data)
-    os.remove(os.path.join(settings.model_dir, training.RESULTS_FILE))  # killed while exporting
+    os.remove(
+        os.path.join(settings.model_dir, run_directory.RESULTS_FILE)
+    )  # killed while exporting
     again = training.train_and_evaluate(settings, _config(), data=small_data, export=False)
     assert again["best_epoch"] == first["best_epoch"] is not None
     restored, _, _, _ = training.restore_run(settings.model_dir, data=small_data)
@@ -88,13 +90,13 @@ def test_history_is_written_as_the_run_goes_and_kept_across_a_resume(
     save = _kill_after_second_epoch(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
-    history = _read(os.path.join(settings.model_dir, training.HISTORY_FILE))
+    history = _read(os.path.join(settings.model_dir, run_directory.HISTORY_FILE))
     assert [e["epoch"] for e in history["evaluations"]] == [1, 2]
     assert len(history["epoch_seconds"]) == 2
 
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", save)
+    monkeypatch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", save)
     results = training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
-    history = _read(os.path.join(settings.model_dir, training.HISTORY_FILE))
+    history = _read(os.path.join(settings.model_dir, run_directory.HISTORY_FILE))
     assert [e["epoch"] for e in history["evaluations"]] == [1, 2, 3, 4]
     assert len(history["epoch_seconds"]) == 4
     assert [e["epoch"] for e in results["history"]] == [1, 2, 3, 4]
@@ -155,7 +157,7 @@ def test_a_killed_run_resumed_keeps_its_best_evaluation_from_before_the_kill(
         training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
     epoch_1_weights = before[0].weights[0]
 
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", save)
+    monkeypatch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", save)
     _script_validation(monkeypatch, [0.2, 0.3])  # epochs 3 and 4: both below epoch 1
     results = training.train_and_evaluate(settings, _config(epochs=4), data=small_data)
     assert results["best_epoch"] == 1

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mbrec_tf import registry, training
+from mbrec_tf import checkpoints, registry, run_directory, training
 from mbrec_tf.data.generated import random_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _run(tmp_path, model, epochs=2, **overrides):
     data = random_data(num_users=24, num_items=30, behaviors=("view", "buy"))
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model=model,
         dataset="random",
         model_dir=str(tmp_path / model),
@@ -44,7 +44,7 @@ def test_popularity_run_writes_results_and_export(tmp_path):
 def test_trainable_run_resumes_from_its_checkpoint(tmp_path, model):
     data, settings, first = _run(tmp_path, model, epochs=2, embedding_dim=8)
     assert first["epochs_trained"] == 2
-    ckpt_dir = os.path.join(settings.model_dir, training.CHECKPOINT_SUBDIR)
+    ckpt_dir = os.path.join(settings.model_dir, run_directory.CHECKPOINT_SUBDIR)
     assert any(name.startswith("ckpt-") for name in os.listdir(ckpt_dir))
     # Re-running with more epochs continues from epoch 2, not from scratch.
     config = registry.resolve_config(model, "random", {"epochs": 3, "embedding_dim": 8})
@@ -57,7 +57,7 @@ def test_trainable_run_resumes_from_its_checkpoint(tmp_path, model):
     again = Evaluator(data, split="test", ks=(5, 10))(restored)
     for key in ("hr@5", "ndcg@10", "mrr"):
         assert again[key] == pytest.approx(resumed["test"][key], abs=1e-6)
-    logs = os.path.join(settings.model_dir, training.LOG_SUBDIR)
+    logs = os.path.join(settings.model_dir, run_directory.LOG_SUBDIR)
     assert os.path.isdir(logs) and os.listdir(logs)
 
 
@@ -86,11 +86,11 @@ def test_cli_refuses_bad_flags_with_a_clear_message(tmp_path, bad_flag, message)
 def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     """A run killed after epoch 2 of 4 continues at epoch 3 when started again."""
     data = random_data(num_users=24, num_items=30, behaviors=("view", "buy"))
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model="ehcf", dataset="random", model_dir=str(tmp_path / "run"), metrics_k=(10,), verbose=0
     )
     config = registry.resolve_config("ehcf", "random", {"epochs": 4, "embedding_dim": 8})
-    save = training.CheckpointCallback.on_epoch_end
+    save = checkpoints.CheckpointCallback.on_epoch_end
     epochs_started = []
 
     def crash_after_second_epoch(self, epoch, logs=None):
@@ -98,12 +98,12 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
         if epoch == 1:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
+    monkeypatch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", crash_after_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         training.train_and_evaluate(settings, config, data=data)
     assert not os.path.exists(os.path.join(settings.model_dir, "results.json"))
 
-    monkeypatch.setattr(training.CheckpointCallback, "on_epoch_end", save)
+    monkeypatch.setattr(checkpoints.CheckpointCallback, "on_epoch_end", save)
     original_fit = training.tf.keras.Model.fit
 
     def recording_fit(self, *args, **kwargs):
@@ -116,12 +116,12 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     assert results["epochs_trained"] == 4
 
 
-def _settings(tmp_path, **overrides) -> training.RunSettings:
+def _settings(tmp_path, **overrides) -> run_directory.RunSettings:
     options = dict(
         model="ehcf", dataset="random", model_dir=str(tmp_path / "run"), metrics_k=(10,), verbose=0
     )
     options.update(overrides)
-    return training.RunSettings(**options)
+    return run_directory.RunSettings(**options)
 
 
 def _config(**overrides):
@@ -187,7 +187,7 @@ def test_epochs_are_numbered_from_one_everywhere(tmp_path, small_data):
     settings = _settings(tmp_path, eval_every=1)
     results = training.train_and_evaluate(settings, _config(epochs=3), data=small_data)
     assert 1 <= results["best_epoch"] <= 3
-    selected = os.listdir(os.path.join(settings.model_dir, training.SELECTED_SUBDIR))
+    selected = os.listdir(os.path.join(settings.model_dir, run_directory.SELECTED_SUBDIR))
     assert f"ckpt-{results['best_epoch']}.index" in selected
     steps = {}
     for split in ("train", "validation"):
@@ -196,7 +196,7 @@ def test_epochs_are_numbered_from_one_everywhere(tmp_path, small_data):
         tag = "epoch_loss" if split == "train" else "epoch_ndcg@10"
         steps[split] = [event.step for event in _scalars(events, tag)]
     assert steps == {"train": [1, 2, 3], "validation": [1, 2, 3]}
-    checkpoints = os.listdir(os.path.join(settings.model_dir, training.CHECKPOINT_SUBDIR))
+    checkpoints = os.listdir(os.path.join(settings.model_dir, run_directory.CHECKPOINT_SUBDIR))
     assert {"ckpt-1.index", "ckpt-2.index", "ckpt-3.index"} <= set(checkpoints)
 
 

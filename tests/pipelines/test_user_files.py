@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mbrec_tf import registry, training
+from mbrec_tf import registry, run_directory, training
 from mbrec_tf.data.generated import random_data
 from mbrec_tf.errors import UserError
 
@@ -43,7 +43,7 @@ def small_data():
 
 
 def _train(model_dir, data, overwrite=False):
-    settings = training.RunSettings(
+    settings = run_directory.RunSettings(
         model="popularity", dataset="random", model_dir=str(model_dir), metrics_k=(5,), verbose=0
     )
     config = registry.resolve_config("popularity", "random", {})
