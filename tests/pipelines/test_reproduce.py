@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipelines import reproduce
+from mbrec_tf import reproduction
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -70,9 +70,9 @@ def test_reproduce_writes_tables_and_plots_then_reuses_runs(tmp_path):
 
 
 def test_lambda_points_cover_the_simplex():
-    points = reproduce.lambda_points(("view", "cart", "buy"), 2)
+    points = reproduction.lambda_points(("view", "cart", "buy"), 2)
     assert len(points) == 6 and all(sum(p) == pytest.approx(1.0) for p in points)
     assert (0.5, 0.5, 0.0) in points and (0.0, 0.0, 1.0) in points
-    assert reproduce.lambda_points(("cart", "buy"), 4)[1] == (0.25, 0.75)
+    assert reproduction.lambda_points(("cart", "buy"), 4)[1] == (0.25, 0.75)
     with pytest.raises(ValueError, match="2 or 3 behaviors"):
-        reproduce.lambda_points(("pv", "fav", "cart", "buy"), 2)
+        reproduction.lambda_points(("pv", "fav", "cart", "buy"), 2)

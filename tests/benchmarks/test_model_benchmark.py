@@ -1,14 +1,14 @@
-"""pipelines.benchmark on tiny random data: every figure is present and plausible."""
+"""The model benchmark on tiny random data: every figure is present and plausible."""
 
 import pytest
 
+from mbrec_tf.benchmarks import model_benchmark, training_timings
 from mbrec_tf.data.generated import random_data
-from pipelines import benchmark
 
 
 def test_run_reports_every_figure():
     data = random_data(num_users=20, num_items=25)
-    results = benchmark.run(
+    results = model_benchmark.run(
         "ehcf",
         "random",
         data,
@@ -27,12 +27,12 @@ def test_run_reports_every_figure():
     assert results["peak_rss_bytes"] >= results["peak_rss_bytes_before_dense"] > 2**20
     assert results["config"]["loss"] == "decoupled"
     assert "cpu_count" in results["machine"]
-    assert "dense-loss epoch" in benchmark.report(results)
+    assert "dense-loss epoch" in model_benchmark.report(results)
 
 
 def test_scale_figures_user_samples_profile_and_evaluation_sample():
     data = random_data(num_users=30, num_items=25)
-    results = benchmark.run(
+    results = model_benchmark.run(
         "ehcf",
         "random",
         data,
@@ -51,19 +51,19 @@ def test_scale_figures_user_samples_profile_and_evaluation_sample():
     assert (half["users"], whole["users"]) == (15, 30)
     assert half["items"] == whole["items"] == 25
     assert half["growth"]["users"] == 1.0 and whole["growth"]["users"] == 2.0
-    assert whole["interactions"] == benchmark.interactions(data)
+    assert whole["interactions"] == training_timings.interactions(data)
     pieces = results["profile"]["seconds_per_epoch"]
     assert {"input_pipeline", "step", "item_gram", "optimizer", "rest"} <= set(pieces)
     assert results["profile"]["steps_per_epoch"] == 4  # 30 users in batches of 8
-    text = benchmark.report(results)
+    text = model_benchmark.report(results)
     assert "0.5 of the users" in text and "step profile" in text
 
 
 def test_user_sample_is_seeded_and_keeps_each_users_data():
     data = random_data(num_users=30, num_items=25)
-    sample = benchmark.user_sample(data, 0.4, seed=1)
+    sample = training_timings.user_sample(data, 0.4, seed=1)
     assert sample.num_users == 12 and sample.num_items == 25
-    assert list(benchmark.user_sample(data, 0.4, seed=1).user_ids) == list(sample.user_ids)
+    assert list(training_timings.user_sample(data, 0.4, seed=1).user_ids) == list(sample.user_ids)
     index = {user: u for u, user in enumerate(data.user_ids)}
     for row, user in enumerate(sample.user_ids):
         u = index[user]
@@ -73,13 +73,13 @@ def test_user_sample_is_seeded_and_keeps_each_users_data():
             )
         assert sample.test_items[row] == data.test_items[u]
         assert list(sample.test_negatives[row]) == list(data.test_negatives[u])
-    assert benchmark.user_sample(data, 1.0, seed=1) is data
+    assert training_timings.user_sample(data, 1.0, seed=1) is data
 
 
 def test_als_iterations_are_timed_when_implicit_is_installed():
     pytest.importorskip("implicit")
     data = random_data(num_users=20, num_items=25)
-    als = benchmark.time_als(data, factors=4, iterations=2, threads=1, seed=0)
+    als = training_timings.time_als(data, factors=4, iterations=2, threads=1, seed=0)
     pairs = {
         (u, v) for matrix in data.train.values() for u, v in zip(*matrix.nonzero(), strict=True)
     }
@@ -128,7 +128,9 @@ def test_allreduced_bytes_are_looked_up_rows_and_small_tensors_not_the_item_tabl
 
 def test_allreduced_bytes_by_catalog_do_not_grow_with_the_items_for_ehcf():
     overrides = {"embedding_dim": 4, "batch_size": 8, "keep_prob": 1.0}
-    sizes = benchmark.allreduced_bytes_by_catalog("ehcf", "random", overrides, [30, 3000], 0, 20)
+    sizes = training_timings.allreduced_bytes_by_catalog(
+        "ehcf", "random", overrides, [30, 3000], 0, 20
+    )
     assert [size["items"] for size in sizes] == [30, 3000]
     assert all(size["batch_users"] == 8 for size in sizes)
     # a dense item-table gradient alone would be 3000 x 4 floats; the step sends the
