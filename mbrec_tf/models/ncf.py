@@ -89,12 +89,14 @@ class NCF(Recommender):
         width = self.mf_dim
         if self.uses_gmf:
             l2 = float(embedding_l2)
-            self.gmf_user = layers.embedding(num_users, mf_dim, init_std, "gmf_user", l2)
-            self.gmf_item = layers.embedding(num_items, mf_dim, init_std, "gmf_item", l2)
+            self.gmf_user, self.gmf_item = layers.user_item_tables(
+                num_users, num_items, mf_dim, init_std, "gmf", l2
+            )
         if self.uses_mlp:
             l2 = float(embedding_l2)
-            self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
-            self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
+            self.mlp_user, self.mlp_item = layers.user_item_tables(
+                num_users, num_items, mlp_dim, init_std, "mlp", l2
+            )
             self.mlp_tower = layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, name="mlp_tower")
             width += self.mlp_tower.output_dim
         self.prediction = layers.dense(1, width, "prediction", initializer="lecun_uniform")
