@@ -12,7 +12,6 @@ embeddings and tower are copied, the prediction layer is alpha/(1 - alpha) of th
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import tensorflow as tf
@@ -230,8 +229,3 @@ def build(data: MultiBehaviorData, config: NCFConfig, mode: str = NEUMF) -> NCF:
         restore_weights(mlp, config.pretrained_mlp)
         model.load_pretrained(gmf, mlp)
     return model
-
-
-build_gmf = functools.partial(build, mode=GMF)
-build_mlp = functools.partial(build, mode=MLP)
-build_neumf = functools.partial(build, mode=NEUMF)
