@@ -1,13 +1,16 @@
 """Model registry: one entry per model = name, config, scorer, recipe, defaults.
 
-Adding a model means one short model file (its config and scorer) and one `ModelSpec` in
-`_SPECS` below; the pipelines read everything else (flags, defaults, inputs) from here.
+Adding a model means one short model file (its config, `build` and `DATASET_DEFAULTS`), one
+`_spec(...)` in `_SPECS` below and its line in `_DESCRIPTIONS`; the pipelines read everything
+else (flags, defaults, inputs) from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import tensorflow as tf
@@ -123,144 +126,95 @@ class ModelSpec:
         return self.recipe.closed_form
 
 
+#: One line per model for `--help` and the README.
+_DESCRIPTIONS: dict[str, str] = {
+    "popularity": "Most-popular target items (a sanity baseline; needs no training).",
+    "touched": "Touched first: the user's supportive items by behavior weight, then "
+    "target popularity (no training).",
+    "ehcf": "EHCF: whole-data multi-behavior CF with transfer between behaviors.",
+    "ehcf_memory": "EHCF with memory: learned sparse terms on the pairs the user already "
+    "has in supportive behaviors (per behavior, per item).",
+    "ehcf_sin": "EHCF-Sin: EHCF on the target behavior alone.",
+    "wmf": "WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
+    "expomf": "ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
+    "(Liang et al. 2016).",
+    "cmf": "CMF: every behavior factorised with shared user and item embeddings.",
+    "bpr": "BPR: matrix factorisation, pairwise loss, uniform negatives.",
+    ncf.GMF: "GMF (NCF): weighted element-wise product of embeddings, log-loss.",
+    ncf.MLP: "MLP (NCF): ReLU tower on [user ; item] embeddings, log-loss.",
+    ncf.NEUMF: "NeuMF: GMF and MLP fused (He et al. 2017), optionally pre-trained.",
+    "mbncf": "MBNCF: MF + one MLP branch per behavior, supportive negatives.",
+    "mc_bpr": "MC-BPR: MF, positives of every behavior level over weaker levels' items.",
+    "mfpr": "MFPR: MF, pairwise, every preference of buy > cart > view > untouched.",
+    "nmtr": "NMTR: a NeuMF-style predictor per behavior, cascaded, log-loss per behavior.",
+}
+
+
+def _spec(
+    name: str, module: ModuleType, config_cls: type, recipe: recipes.Recipe, **fields: Any
+) -> ModelSpec:
+    """The spec of model `name`; its scorer and per-dataset defaults are, unless given in
+    `fields`, its model file's `build` and `DATASET_DEFAULTS` (every model file has them)."""
+    fields.setdefault("scorer", module.build)
+    fields.setdefault("dataset_defaults", getattr(module, "DATASET_DEFAULTS", {}))
+    description = _DESCRIPTIONS[name]
+    return ModelSpec(
+        name=name, config_cls=config_cls, recipe=recipe, description=description, **fields
+    )
+
+
+def _ncf_spec(mode: str) -> ModelSpec:
+    """One of the three NCF models (GMF, MLP, NeuMF): one config, the build of that mode."""
+    scorer = functools.partial(ncf.build, mode=mode)
+    defaults = ncf.DATASET_DEFAULTS[mode]
+    return _spec(
+        mode, ncf, ncf.NCFConfig, recipes.SAMPLED, scorer=scorer, dataset_defaults=defaults
+    )
+
+
 _SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="popularity",
-        config_cls=popularity.PopularityConfig,
-        scorer=popularity.build,
-        recipe=recipes.CLOSED_FORM.with_task(closed_form.popularity_fit),
-        description="Most-popular target items (a sanity baseline; needs no training).",
+    _spec(
+        "popularity",
+        popularity,
+        popularity.PopularityConfig,
+        recipes.CLOSED_FORM.with_task(closed_form.popularity_fit),
     ),
-    ModelSpec(
-        name="touched",
-        config_cls=touched.TouchedConfig,
-        scorer=touched.build,
-        recipe=recipes.CLOSED_FORM.with_task(closed_form.touched_fit),
-        dataset_defaults=touched.DATASET_DEFAULTS,
-        description="Touched first: the user's supportive items by behavior weight, then "
-        "target popularity (no training).",
+    _spec(
+        "touched",
+        touched,
+        touched.TouchedConfig,
+        recipes.CLOSED_FORM.with_task(closed_form.touched_fit),
     ),
-    ModelSpec(
-        name="ehcf",
-        config_cls=ehcf.EHCFConfig,
-        scorer=ehcf.build,
-        recipe=recipes.WHOLE_DATA,
+    _spec("ehcf", ehcf, ehcf.EHCFConfig, recipes.WHOLE_DATA, training_data=ehcf.training_data),
+    _spec(
+        "ehcf_memory",
+        ehcf_memory,
+        ehcf_memory.EHCFMemoryConfig,
+        recipes.WHOLE_DATA.with_task(whole_data_memory.memory_whole_data_task),
         training_data=ehcf.training_data,
-        dataset_defaults=ehcf.DATASET_DEFAULTS,
-        description="EHCF: whole-data multi-behavior CF with transfer between behaviors.",
     ),
-    ModelSpec(
-        name="ehcf_memory",
-        config_cls=ehcf_memory.EHCFMemoryConfig,
-        scorer=ehcf_memory.build,
-        recipe=recipes.WHOLE_DATA.with_task(whole_data_memory.memory_whole_data_task),
-        training_data=ehcf.training_data,
-        dataset_defaults=ehcf_memory.DATASET_DEFAULTS,
-        description="EHCF with memory: learned sparse terms on the pairs the user already "
-        "has in supportive behaviors (per behavior, per item).",
-    ),
-    ModelSpec(
-        name="ehcf_sin",
-        config_cls=ehcf.EHCFConfig,
-        scorer=ehcf.build,
-        recipe=recipes.WHOLE_DATA,
+    _spec("ehcf_sin", ehcf, ehcf.EHCFConfig, recipes.WHOLE_DATA, training_data=target_only),
+    _spec("wmf", wmf, wmf.WMFConfig, recipes.WHOLE_DATA, training_data=target_only),
+    _spec(
+        "expomf",
+        expomf,
+        expomf.ExpoMFConfig,
+        recipes.CLOSED_FORM.with_task(exposure_em.expomf_fit),
         training_data=target_only,
-        dataset_defaults=ehcf.DATASET_DEFAULTS,
-        description="EHCF-Sin: EHCF on the target behavior alone.",
     ),
-    ModelSpec(
-        name="wmf",
-        config_cls=wmf.WMFConfig,
-        scorer=wmf.build,
-        recipe=recipes.WHOLE_DATA,
-        training_data=target_only,
-        dataset_defaults=wmf.DATASET_DEFAULTS,
-        description="WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
-    ),
-    ModelSpec(
-        name="expomf",
-        config_cls=expomf.ExpoMFConfig,
-        scorer=expomf.build,
-        recipe=recipes.CLOSED_FORM.with_task(exposure_em.expomf_fit),
-        training_data=target_only,
-        dataset_defaults=expomf.DATASET_DEFAULTS,
-        description="ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
-        "(Liang et al. 2016).",
-    ),
-    ModelSpec(
-        name="cmf",
-        config_cls=cmf.CMFConfig,
-        scorer=cmf.build,
-        recipe=recipes.WHOLE_DATA,
-        dataset_defaults=cmf.DATASET_DEFAULTS,
-        description="CMF: every behavior factorised with shared user and item embeddings.",
-    ),
-    ModelSpec(
-        name="bpr",
-        config_cls=mf.BPRConfig,
-        scorer=mf.build,
-        recipe=recipes.SAMPLED,
-        dataset_defaults=mf.DATASET_DEFAULTS,
-        description="BPR: matrix factorisation, pairwise loss, uniform negatives.",
-    ),
-    ModelSpec(
-        name="gmf",
-        config_cls=ncf.NCFConfig,
-        scorer=ncf.build_gmf,
-        recipe=recipes.SAMPLED,
-        dataset_defaults=ncf.DATASET_DEFAULTS[ncf.GMF],
-        description="GMF (NCF): weighted element-wise product of embeddings, log-loss.",
-    ),
-    ModelSpec(
-        name="mlp",
-        config_cls=ncf.NCFConfig,
-        scorer=ncf.build_mlp,
-        recipe=recipes.SAMPLED,
-        dataset_defaults=ncf.DATASET_DEFAULTS[ncf.MLP],
-        description="MLP (NCF): ReLU tower on [user ; item] embeddings, log-loss.",
-    ),
-    ModelSpec(
-        name="neumf",
-        config_cls=ncf.NCFConfig,
-        scorer=ncf.build_neumf,
-        recipe=recipes.SAMPLED,
-        dataset_defaults=ncf.DATASET_DEFAULTS[ncf.NEUMF],
-        description="NeuMF: GMF and MLP fused (He et al. 2017), optionally pre-trained.",
-    ),
-    ModelSpec(
-        name="mbncf",
-        config_cls=mbncf.MBNCFConfig,
-        scorer=mbncf.build,
-        recipe=recipes.SAMPLED,
-        dataset_defaults=mbncf.DATASET_DEFAULTS,
-        description="MBNCF: MF + one MLP branch per behavior, supportive negatives.",
-    ),
-    ModelSpec(
-        name="mc_bpr",
-        config_cls=mc_bpr.MCBPRConfig,
-        scorer=mc_bpr.build,
-        recipe=recipes.SAMPLED.with_task(mc_bpr.task),
+    _spec("cmf", cmf, cmf.CMFConfig, recipes.WHOLE_DATA),
+    _spec("bpr", mf, mf.BPRConfig, recipes.SAMPLED),
+    *(_ncf_spec(mode) for mode in ncf.MODES),
+    _spec("mbncf", mbncf, mbncf.MBNCFConfig, recipes.SAMPLED),
+    _spec(
+        "mc_bpr",
+        mc_bpr,
+        mc_bpr.MCBPRConfig,
+        recipes.SAMPLED.with_task(mc_bpr.task),
         training_data=mc_bpr.exclusive_levels,
-        dataset_defaults=mc_bpr.DATASET_DEFAULTS,
-        description="MC-BPR: MF, positives of every behavior level over weaker levels' items.",
     ),
-    ModelSpec(
-        name="mfpr",
-        config_cls=mfpr.MFPRConfig,
-        scorer=mfpr.build,
-        recipe=recipes.SAMPLED,
-        training_data=mfpr.training_data,
-        dataset_defaults=mfpr.DATASET_DEFAULTS,
-        description="MFPR: MF, pairwise, every preference of buy > cart > view > untouched.",
-    ),
-    ModelSpec(
-        name="nmtr",
-        config_cls=nmtr.NMTRConfig,
-        scorer=nmtr.build,
-        recipe=recipes.SAMPLED.with_task(nmtr.task),
-        dataset_defaults=nmtr.DATASET_DEFAULTS,
-        description="NMTR: a NeuMF-style predictor per behavior, cascaded, log-loss per behavior.",
-    ),
+    _spec("mfpr", mfpr, mfpr.MFPRConfig, recipes.SAMPLED, training_data=mfpr.training_data),
+    _spec("nmtr", nmtr, nmtr.NMTRConfig, recipes.SAMPLED.with_task(nmtr.task)),
 )
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

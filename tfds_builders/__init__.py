@@ -1,9 +1,10 @@
 """TFDS builders of the multi-behavior datasets; importing this package registers them all.
 
 Each dataset is a folder `tfds_builders/<name>/` as in TFDS (the builder module, its
-`<name>_test.py` on `dummy_data/`, a README with the data's source and citation); shared
-parsing and preprocessing live in `_formats.py`, `_preprocessing.py`, and the common
-builder shape (features, metadata, config variants) in `_base.py`. This module is the
+`<name>_test.py` on `dummy_data/`, a README with the data's source and citation); the raw
+file parsers live in `_formats/` (one module per format), preprocessing in `_preprocessing/`
+(event logs, given splits, negatives, the `Prepared` result), and the common builder shape
+(features, metadata, config variants) in `_base.py`. This module is the
 package's public API: the library and the pipelines import nothing else from it.
 """
 

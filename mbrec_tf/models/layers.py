@@ -1,8 +1,9 @@
 """Building blocks of the scorers (BPR, GMF/MLP/NeuMF, MBNCF, ...).
 
-- `embedding` and `MLPTower`: tables and towers; `MLPTower.cross` scores a user batch
-  against every item without materialising `[user ; item]` for every pair (the first
-  layer's kernel is split into a user part and an item part).
+- `embedding`, `user_item_tables` and `MLPTower`: tables and towers (`neumf_pair_inputs`
+  looks up the GMF and MLP inputs of pairs); `MLPTower.cross` scores a user batch against
+  every item without materialising `[user ; item]` for every pair (the first layer's
+  kernel is split into a user part and an item part).
 - `chunked_user_scores`: full-ranking scores `[B, num_items]` in user chunks, so
   NCF-style models keep their `[chunk, num_items, width]` activations within a budget.
 - `StackedTowers` and `tiled_user_scores`: several towers (MBNCF's branches) as one wider
@@ -42,6 +43,50 @@ def embedding(
     )
     layer.build((None,))
     return layer
+
+
+def user_item_tables(
+    num_users: int, num_items: int, dim: int, std: float, prefix: str, l2: float = 0.0
+) -> tuple[tf.keras.layers.Embedding, tf.keras.layers.Embedding]:
+    """The user and item `embedding` tables `<prefix>_user`, `<prefix>_item` of one width."""
+    return (
+        embedding(num_users, dim, std, f"{prefix}_user", l2),
+        embedding(num_items, dim, std, f"{prefix}_item", l2),
+    )
+
+
+def neumf_tables(
+    num_users: int,
+    num_items: int,
+    gmf_dim: int,
+    mlp_dim: int,
+    std: float,
+    l2: float = 0.0,
+    gmf_prefix: str = "gmf",
+) -> tuple[tf.keras.layers.Embedding, ...]:
+    """GMF then MLP user and item tables (`<gmf_prefix>_user`, ..., `mlp_item`), in that order."""
+    gmf = user_item_tables(num_users, num_items, gmf_dim, std, gmf_prefix, l2)
+    return (*gmf, *user_item_tables(num_users, num_items, mlp_dim, std, "mlp", l2))
+
+
+def neumf_pair_inputs(
+    gmf_tables: tuple[tf.keras.layers.Embedding, tf.keras.layers.Embedding],
+    mlp_tables: tuple[tf.keras.layers.Embedding, tf.keras.layers.Embedding],
+    user_ids: tf.Tensor,
+    item_ids: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The GMF product u ⊙ v and the MLP user and item vectors of (user, item) pairs.
+
+    `item_ids` is `[B]` or `[B, n]`; the MLP user vectors are broadcast to the items' shape,
+    as the towers take `[user ; item]` pairs.
+    """
+    item_ids = tf.convert_to_tensor(item_ids)
+    gmf_users, gmf_items = gmf_tables[0](user_ids), gmf_tables[1](item_ids)
+    mlp_users, mlp_items = mlp_tables[0](user_ids), mlp_tables[1](item_ids)
+    if item_ids.shape.rank == 2:
+        gmf_users, mlp_users = gmf_users[:, None, :], mlp_users[:, None, :]
+    mlp_users = tf.broadcast_to(mlp_users, tf.shape(mlp_items))
+    return gmf_users * gmf_items, mlp_users, mlp_items
 
 
 def dense(

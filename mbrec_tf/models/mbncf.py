@@ -142,11 +142,9 @@ class MBNCF(Recommender):
             raise ValueError("MBNCF needs at least the target behavior's branch")
         self.branch_behaviors = tuple(branches)
         self.mf_dim = int(mf_dim)
-        l2 = float(embedding_l2)
-        self.mf_user = layers.embedding(num_users, mf_dim, init_std, "mf_user", l2)
-        self.mf_item = layers.embedding(num_items, mf_dim, init_std, "mf_item", l2)
-        self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
-        self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
+        self.mf_user, self.mf_item, self.mlp_user, self.mlp_item = layers.neumf_tables(
+            num_users, num_items, mf_dim, mlp_dim, init_std, float(embedding_l2), gmf_prefix="mf"
+        )
         self.branches = [
             layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, init_std, name=f"branch_{i}")
             for i in range(len(self.branch_behaviors))
@@ -177,12 +175,9 @@ class MBNCF(Recommender):
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """The fused target scores of the pairs and each supportive branch's own scores
         (those only with branch objectives)."""
-        item_ids = tf.convert_to_tensor(item_ids)
-        mf_users, mf_items = self.mf_user(user_ids), self.mf_item(item_ids)
-        mlp_users, mlp_items = self.mlp_user(user_ids), self.mlp_item(item_ids)
-        if item_ids.shape.rank == 2:
-            mf_users, mlp_users = mf_users[:, None, :], mlp_users[:, None, :]
-        mlp_users = tf.broadcast_to(mlp_users, tf.shape(mlp_items))
+        mf, mlp_users, mlp_items = layers.neumf_pair_inputs(
+            (self.mf_user, self.mf_item), (self.mlp_user, self.mlp_item), user_ids, item_ids
+        )
         outputs, own_scores = [], {}
         for index, (behavior, branch) in enumerate(
             zip(self.branch_behaviors, self.branches, strict=True)
@@ -193,7 +188,7 @@ class MBNCF(Recommender):
             if masks is not None and behavior != self.target:
                 output = layers.mask_gradient(output, masks[behavior][..., None])
             outputs.append(output)
-        return self._score(mf_users * mf_items, outputs), own_scores
+        return self._score(mf, outputs), own_scores
 
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         return self._pair_scores(user_ids, item_ids, masks=None)[0]

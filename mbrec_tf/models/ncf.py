@@ -12,7 +12,6 @@ embeddings and tower are copied, the prediction layer is alpha/(1 - alpha) of th
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 import tensorflow as tf
@@ -89,12 +88,14 @@ class NCF(Recommender):
         width = self.mf_dim
         if self.uses_gmf:
             l2 = float(embedding_l2)
-            self.gmf_user = layers.embedding(num_users, mf_dim, init_std, "gmf_user", l2)
-            self.gmf_item = layers.embedding(num_items, mf_dim, init_std, "gmf_item", l2)
+            self.gmf_user, self.gmf_item = layers.user_item_tables(
+                num_users, num_items, mf_dim, init_std, "gmf", l2
+            )
         if self.uses_mlp:
             l2 = float(embedding_l2)
-            self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
-            self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
+            self.mlp_user, self.mlp_item = layers.user_item_tables(
+                num_users, num_items, mlp_dim, init_std, "mlp", l2
+            )
             self.mlp_tower = layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, name="mlp_tower")
             width += self.mlp_tower.output_dim
         self.prediction = layers.dense(1, width, "prediction", initializer="lecun_uniform")
@@ -228,8 +229,3 @@ def build(data: MultiBehaviorData, config: NCFConfig, mode: str = NEUMF) -> NCF:
         restore_weights(mlp, config.pretrained_mlp)
         model.load_pretrained(gmf, mlp)
     return model
-
-
-build_gmf = functools.partial(build, mode=GMF)
-build_mlp = functools.partial(build, mode=MLP)
-build_neumf = functools.partial(build, mode=NEUMF)

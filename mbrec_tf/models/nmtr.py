@@ -89,11 +89,9 @@ class NMTR(Recommender):
             raise ValueError("NMTR needs at least the target behavior")
         self.behaviors = tuple(behaviors)
         self.mf_dim = int(mf_dim)
-        l2 = float(embedding_l2)
-        self.gmf_user = layers.embedding(num_users, mf_dim, init_std, "gmf_user", l2)
-        self.gmf_item = layers.embedding(num_items, mf_dim, init_std, "gmf_item", l2)
-        self.mlp_user = layers.embedding(num_users, mlp_dim, init_std, "mlp_user", l2)
-        self.mlp_item = layers.embedding(num_items, mlp_dim, init_std, "mlp_item", l2)
+        self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item = layers.neumf_tables(
+            num_users, num_items, mf_dim, mlp_dim, init_std, float(embedding_l2)
+        )
         self.towers = [
             layers.MLPTower(hidden_layers, mlp_dim, mlp_dim, name=f"tower_{k}")
             for k in range(len(self.behaviors))
@@ -121,13 +119,9 @@ class NMTR(Recommender):
 
     def behavior_scores(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> list[tf.Tensor]:
         """The cascaded score of each behavior for pairs; `item_ids` `[B]` or `[B, n]`."""
-        item_ids = tf.convert_to_tensor(item_ids)
-        gmf_users, gmf_items = self.gmf_user(user_ids), self.gmf_item(item_ids)
-        mlp_users, mlp_items = self.mlp_user(user_ids), self.mlp_item(item_ids)
-        if item_ids.shape.rank == 2:
-            gmf_users, mlp_users = gmf_users[:, None, :], mlp_users[:, None, :]
-        mlp_users = tf.broadcast_to(mlp_users, tf.shape(mlp_items))
-        product = gmf_users * gmf_items
+        product, mlp_users, mlp_items = layers.neumf_pair_inputs(
+            (self.gmf_user, self.gmf_item), (self.mlp_user, self.mlp_item), user_ids, item_ids
+        )
         logits = [
             tf.squeeze(prediction(tf.concat([product, tower(mlp_users, mlp_items)], -1)), -1)
             for tower, prediction in zip(self.towers, self.predictions, strict=True)

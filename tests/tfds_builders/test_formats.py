@@ -55,7 +55,7 @@ def test_read_table_parses_ints_text_and_crlf(tmp_path):
 
 
 def test_read_table_without_trailing_newline_and_small_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats, "_CHUNK_BYTES", 7)  # forces lines across chunk borders
+    monkeypatch.setattr(formats.lines, "_CHUNK_BYTES", 7)  # forces lines across chunk borders
     path = write(
         tmp_path / "t.tsv", "h1\th2\n" + "".join(f"{i}\t{i * 10}\n" for i in range(20)) + "5\t6"
     )

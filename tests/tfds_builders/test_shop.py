@@ -64,7 +64,7 @@ def test_chunked_preprocessing_equals_whole_log_preprocessing():
 
 
 def test_negatives_in_blocks_are_untouched_items(monkeypatch):
-    monkeypatch.setattr(prep, "_NEGATIVES_BLOCK", 256)
+    monkeypatch.setattr(prep.negatives, "_NEGATIVES_BLOCK", 256)
     prepared = prepare_shop(SPEC).with_negatives(99, seed=1)
     touched = set(zip(*(a.tolist() for a in prepared.touched()), strict=True))
     for user in range(0, prepared.num_users, 97):

@@ -25,45 +25,46 @@ import dataclasses
 
 import numpy as np
 
-_DAY = 86_400
+from tfds_builders.mbrec_synthetic.events import (
+    DAY,
+    GeneratedSize,
+    RawEvents,
+    in_time_order,
+    start_times,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticSpec:
-    """Sizes and knobs of a synthetic dataset (see the module docstring)."""
+class SyntheticSpec(GeneratedSize):
+    """Knobs of a synthetic dataset (see the module docstring)."""
 
-    num_users: int
-    num_items: int
     behaviors: tuple[str, ...] = ("view", "cart", "buy")
     latent_dim: int = 16
+    # Funnel sizes: items per user in stage 1, the share kept by each later stage.
     first_stage_min: int = 12
     first_stage_mean: float = 36.0
     keep_rate: float = 0.5
     min_target: int = 5
+    # Choice: how strongly taste, popularity and noise pick the items of each stage.
     sharpness: float = 2.0
     popularity: float = 0.5
     stage_noise: float = 1.0
+    # Realism: repeated events, and views that follow the purchase.
     repeat_rate: float = 0.05
     late_view_rate: float = 0.05
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.first_stage_min < self.min_target:
-            raise ValueError("first_stage_min must be >= min_target")
-        if self.first_stage_mean < self.first_stage_min:
-            raise ValueError("first_stage_mean must be >= first_stage_min")
-        if self.num_items < self.first_stage_min:
-            raise ValueError("num_items must be >= first_stage_min")
+        self.require_at_least(
+            ("first_stage_min", "min_target"),
+            ("first_stage_mean", "first_stage_min"),
+            ("num_items", "first_stage_min"),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticLog:
-    """Raw events (user and item ids are 0-based ints) plus the planted ground truth."""
+class SyntheticLog(RawEvents):
+    """The raw events (behaviors code `spec.behaviors`) plus the planted ground truth."""
 
-    users: np.ndarray
-    items: np.ndarray
-    behaviors: np.ndarray  # codes into spec.behaviors
-    timestamps: np.ndarray
     user_factors: np.ndarray
     item_factors: np.ndarray
     item_bias: np.ndarray
@@ -108,12 +109,8 @@ def generate(spec: SyntheticSpec, *, chunk_users: int = 1024) -> SyntheticLog:
     users_a, items_a, stages_a, timestamps = _add_repeats(
         users_a, items_a, stages_a, timestamps, spec.repeat_rate, rng
     )
-    order = np.lexsort((stages_a, timestamps))  # a log is written in time order
     return SyntheticLog(
-        users=users_a[order],
-        items=items_a[order],
-        behaviors=stages_a[order],
-        timestamps=timestamps[order],
+        **in_time_order(users_a, items_a, stages_a, timestamps),
         user_factors=user_factors,
         item_factors=item_factors,
         item_bias=item_bias,
@@ -143,7 +140,7 @@ def _timestamps(
     """Stage 1 uniform over 30 days; stage k = stage k-1 + exponential delay (mean 6 h)."""
     num_stages = len(spec.behaviors)
     pair_keys, pair = np.unique(users * spec.num_items + items, return_inverse=True)
-    start = rng.integers(0, 30 * _DAY, size=len(pair_keys))
+    start = start_times(rng, len(pair_keys))
     delays = rng.exponential(6 * 3600, size=(len(pair_keys), num_stages)).astype(np.int64) + 1
     delays[:, 0] = 0
     offsets = np.cumsum(delays, axis=1)
@@ -154,7 +151,7 @@ def _timestamps(
         reaches_target[pair[stages == target]] = True
         late = reaches_target & (rng.random(len(pair_keys)) < spec.late_view_rate)
         rows = np.flatnonzero((stages == 0) & late[pair])
-        after = rng.integers(60, _DAY, size=len(rows))
+        after = rng.integers(60, DAY, size=len(rows))
         times[rows] = start[pair[rows]] + offsets[pair[rows], target] + after
     return times.astype(np.int64)
 
@@ -169,7 +166,7 @@ def _add_repeats(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Repeats a share `rate` of the events at a later time."""
     repeated = np.flatnonzero(rng.random(len(users)) < rate)
-    later = times[repeated] + rng.integers(60, 3 * _DAY, size=len(repeated))
+    later = times[repeated] + rng.integers(60, 3 * DAY, size=len(repeated))
     return (
         np.concatenate([users, users[repeated]]),
         np.concatenate([items, items[repeated]]),

@@ -29,35 +29,41 @@ from collections.abc import Iterator
 
 import numpy as np
 
-_DAY = 86_400
+from tfds_builders.mbrec_synthetic.events import (
+    GeneratedSize,
+    RawEvents,
+    in_time_order,
+    start_times,
+)
+
 BEHAVIORS = ("view", "cart", "buy")
 
 
 @dataclasses.dataclass(frozen=True)
-class ShopSpec:
-    """Sizes and knobs of a shop-scale log (see the module docstring)."""
+class ShopSpec(GeneratedSize):
+    """Knobs of a shop-scale log (see the module docstring)."""
 
-    num_users: int
-    num_items: int
+    # Catalog: categories and the power law of item popularity.
     num_categories: int = 1000
     zipf_exponent: float = 0.9
+    # Activity: the log-normal number of views per user.
     mean_views: float = 52.0
     view_sigma: float = 1.0
     min_views: int = 5
     max_views: int = 5000
+    # Taste: favourite categories and the share of views in them.
     favourite_categories: int = 3
     taste: float = 0.7
+    # Funnel: view -> cart -> buy rates, their boost for liked items, fresh draws.
     cart_rate: float = 0.22
     buy_rate: float = 0.35
     taste_boost: float = 1.8
     off_funnel_rate: float = 0.05
     min_buys: int = 3
-    chunk_users: int = 50_000
-    seed: int = 0
+    chunk_users: int = 50_000  # users generated together (memory, not data)
 
     def __post_init__(self) -> None:
-        if self.num_items < self.num_categories:
-            raise ValueError("num_items must be >= num_categories")
+        self.require_at_least(("num_items", "num_categories"))
         if not 0.0 <= self.taste <= 1.0:
             raise ValueError("taste must be in [0, 1]")
 
@@ -83,15 +89,11 @@ class Catalog:
 
 
 @dataclasses.dataclass(frozen=True)
-class ChunkLog:
-    """Raw events of users `first_user .. first_user + num_users - 1` (global ids)."""
+class ChunkLog(RawEvents):
+    """Raw events (behaviors code BEHAVIORS) of users `first_user .. first_user + num_users - 1`."""
 
     first_user: int
     num_users: int
-    users: np.ndarray
-    items: np.ndarray
-    behaviors: np.ndarray  # codes into BEHAVIORS
-    timestamps: np.ndarray
 
 
 def make_catalog(spec: ShopSpec) -> Catalog:
@@ -161,7 +163,7 @@ def generate_chunk(spec: ShopSpec, catalog: Catalog, chunk: int) -> ChunkLog:
     ).astype(np.int64)
     view_rows = np.repeat(np.arange(num), views)
     view_items = _draw_for_users(catalog, favourites, view_rows, spec, rng)
-    view_times = rng.integers(0, 30 * _DAY, size=len(view_rows))
+    view_times = start_times(rng, len(view_rows))
 
     def liked(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.any(catalog.item_category[items][:, None] == favourites[rows], axis=1)
@@ -188,7 +190,7 @@ def generate_chunk(spec: ShopSpec, catalog: Catalog, chunk: int) -> ChunkLog:
     missing = np.maximum(spec.min_buys + 1 - np.bincount(buy_rows, minlength=num), 0)
     extra_rows = np.repeat(np.arange(num), missing)
     extra_items = _draw_for_users(catalog, favourites, extra_rows, spec, rng)
-    extra_times = rng.integers(0, 30 * _DAY, size=len(extra_rows))
+    extra_times = start_times(rng, len(extra_rows))
 
     users = np.concatenate([view_rows, cart_rows, buy_rows, extra_rows]) + first
     items = np.concatenate([view_items, cart_items, buy_items, extra_items])
@@ -200,8 +202,9 @@ def generate_chunk(spec: ShopSpec, catalog: Catalog, chunk: int) -> ChunkLog:
         ]
     )
     times = np.concatenate([view_times, cart_times, buy_times, extra_times])
-    order = np.lexsort((behaviors, times))  # a log is written in time order
-    return ChunkLog(first, num, users[order], items[order], behaviors[order], times[order])
+    return ChunkLog(
+        **in_time_order(users, items, behaviors, times), first_user=first, num_users=num
+    )
 
 
 def generate_chunks(spec: ShopSpec) -> Iterator[ChunkLog]:
