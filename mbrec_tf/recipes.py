@@ -1,5 +1,6 @@
 """Recipes: how each family of models is trained, one object per family (as TF Model
-Garden's tasks): the config base its models extend, the task builder and the input builder.
+Garden's tasks): the config base its models extend, the task builder, the input builder and
+the type of its batches (`mbrec_tf.contracts`).
 
 A registry entry names its recipe; a model with an objective of its own (MC-BPR's levels,
 NMTR's cascade, EHCF with memory, each closed-form fit) takes its family's recipe with that
@@ -16,23 +17,41 @@ from typing import Any
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import inputs
+from mbrec_tf import contracts, inputs
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.tasks import sampled, whole_data
 from mbrec_tf.tasks.base import ClosedFormTask, Task
 
 InputBuilder = Callable[..., tf.data.Dataset]
 TaskBuilder = Callable[[MultiBehaviorData, Any], Task | ClosedFormTask]
+BatchSpec = Callable[[MultiBehaviorData, Any], dict]
+
+
+def user_batch_spec(data: MultiBehaviorData, config: Any) -> dict:
+    """The whole-data family's batches: `contracts.UserBatch` over every behavior of `data`."""
+    weighted = float(getattr(config, "confidence_alpha", 0.0)) > 0
+    return contracts.user_batch_spec(data.behaviors, weighted=weighted)
+
+
+def example_batch_spec(data: MultiBehaviorData, config: Any) -> dict:
+    """The sampled family's batches: `contracts.ExampleBatch` as `config` draws them."""
+    return contracts.example_batch_spec(
+        config.num_negatives,
+        behavior_indices=len(config.positive_behaviors(tuple(data.behaviors))) > 1,
+        mask_behaviors=data.supportive_behaviors if config.behavior_masks else (),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A family's training: config base, task builder, input builder (None: closed form)."""
+    """A family's training: config base, task builder, input builder and the TensorSpecs
+    of its batches (both None: fitted in closed form)."""
 
     name: str
     config_base: type
     task: TaskBuilder | None
     inputs: InputBuilder | None
+    batch_spec: BatchSpec | None = None
 
     def with_task(self, task: TaskBuilder) -> Recipe:
         """This recipe with a model's own objective."""
@@ -55,7 +74,17 @@ class Recipe:
 
 
 WHOLE_DATA = Recipe(
-    "whole_data", config_lib.WholeDataConfig, whole_data.whole_data_task, inputs.user_batches
+    "whole_data",
+    config_lib.WholeDataConfig,
+    whole_data.whole_data_task,
+    inputs.user_batches,
+    user_batch_spec,
 )
-SAMPLED = Recipe("sampled", config_lib.SampledConfig, sampled.sampled_task, inputs.sampled_examples)
+SAMPLED = Recipe(
+    "sampled",
+    config_lib.SampledConfig,
+    sampled.sampled_task,
+    inputs.sampled_examples,
+    example_batch_spec,
+)
 CLOSED_FORM = Recipe("closed_form", config_lib.TrainConfig, None, None)

@@ -120,6 +120,12 @@ class ModelSpec:
             self.training_data(data, config), config, seed, input_context, repeat=repeat
         )
 
+    def batch_spec(self, data: MultiBehaviorData, config: Any) -> dict:
+        """The TensorSpecs of the training batches `build_inputs` yields (`contracts`)."""
+        if self.recipe.batch_spec is None:
+            raise ValueError(f"{self.name} is fitted in closed form: it has no training batches")
+        return self.recipe.batch_spec(self.training_data(data, config), config)
+
     @property
     def closed_form(self) -> bool:
         """True when the model is fitted from the data in one step, not by `fit`."""

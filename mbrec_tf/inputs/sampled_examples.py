@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from mbrec_tf import contracts
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.keys import contains, matrix_pairs, pair_keys
 from mbrec_tf.inputs.user_batches import epoch_numbers, replica_batches
@@ -25,12 +26,10 @@ from mbrec_tf.sampling import NegativeSampler
 class SampledExamples:
     """Per-epoch batches of positive training pairs with freshly sampled negatives.
 
-    A batch is a dict of
-      "user": int32 [B], "positive": int32 [B], "negatives": int32 [B, num_negatives],
-    with "positive_behavior": int32 [B] (index in `positive_behaviors`) when there is more
-    than one positive behavior, and, when `mask_behaviors` is given,
-    "behavior_mask": {behavior: float32 [B, 1 + n]}, 1.0 where the user has that behavior
-    with the positive (column 0) or a negative (columns 1..n) in the training data.
+    A batch is a `contracts.ExampleBatch`: "positive_behavior" (index in
+    `positive_behaviors`) when there is more than one positive behavior, and, when
+    `mask_behaviors` is given, "behavior_mask": 1.0 where the user has that behavior with
+    the positive (column 0) or a negative (columns 1..n) in the training data.
     """
 
     def __init__(
@@ -123,19 +122,12 @@ class SampledExamples:
                 yield tf.nest.map_structure(lambda v, s=low: v[s : s + self.batch_size], columns)
 
     def output_signature(self) -> dict:
-        """The `tf.TensorSpec` structure of one batch."""
-        ids = tf.TensorSpec([None], tf.int32)
-        signature = {
-            "user": ids,
-            "positive": ids,
-            "negatives": tf.TensorSpec([None, self.num_negatives], tf.int32),
-        }
-        if len(self.positive_behaviors) > 1:
-            signature["positive_behavior"] = ids
-        if self.mask_behaviors:
-            mask = tf.TensorSpec([None, 1 + self.num_negatives], tf.float32)
-            signature["behavior_mask"] = {b: mask for b in self.mask_behaviors}
-        return signature
+        """The `tf.TensorSpec` structure of one batch (`contracts.example_batch_spec`)."""
+        return contracts.example_batch_spec(
+            self.num_negatives,
+            behavior_indices=len(self.positive_behaviors) > 1,
+            mask_behaviors=self.mask_behaviors,
+        )
 
     def dataset(
         self,

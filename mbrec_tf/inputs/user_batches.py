@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from mbrec_tf.contracts import UserBatch
 from mbrec_tf.data.dataset import MultiBehaviorData
 
 
@@ -94,7 +95,7 @@ def user_batches(
     shuffle: bool = True,
     repeat: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch of `{"user": int32 [B], "positives": {behavior: int32 ragged [B, None]}}`.
+    """One epoch of `contracts.UserBatch`es (`contracts.user_batch_spec`).
 
     With `config.confidence_alpha` > 0 (WMF) each batch also has `positive_weights`: per
     behavior, the confidence c⁺ + α r_uv of each positive, r_uv the value stored in the
@@ -117,8 +118,8 @@ def user_batches(
         b: ragged_values(data.train[b], alpha, positive_weight) for b in behaviors if alpha > 0
     }
 
-    def gather(user_batch: tf.Tensor) -> dict:
-        batch = {
+    def gather(user_batch: tf.Tensor) -> UserBatch:
+        batch: UserBatch = {
             "user": user_batch,
             "positives": {b: tf.gather(rows[b], user_batch) for b in behaviors},
         }

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import FactorOutputs, UserBatch
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models.base import Recommender
 
@@ -144,7 +145,7 @@ class EHCF(Recommender):
     def item_embeddings(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.item_table)
 
-    def call(self, batch: Mapping[str, tf.Tensor], training: bool = False) -> dict:
+    def call(self, batch: UserBatch, training: bool = False) -> FactorOutputs:
         """The whole-data task's inputs for a user batch (dropout on p_u when training)."""
         user_vectors = tf.nn.embedding_lookup(self.user_table, batch["user"])
         if training and self.keep_prob < 1.0:

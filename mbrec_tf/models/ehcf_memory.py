@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import MemoryOutputs, UserBatch
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import ehcf
 from mbrec_tf.models.memory import InteractionMemory, MemoryPairs
@@ -137,9 +138,9 @@ class EHCFMemory(ehcf.EHCF):
             return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
         return tf.gather(scores, item_ids, batch_dims=1)
 
-    def call(self, batch: Mapping[str, tf.Tensor], training: bool = False) -> dict:
+    def call(self, batch: UserBatch, training: bool = False) -> MemoryOutputs:
         """EHCF's task inputs plus the batch's memory pairs and their sparse terms."""
-        outputs = super().call(batch, training=training)
+        outputs = MemoryOutputs(**super().call(batch, training=training))
         pairs = self.memory.pairs(batch["user"])
         outputs["memory_rows"] = pairs.rows
         outputs["memory_items"] = pairs.items

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from mbrec_tf.contracts import ExampleBatch
+
 #: Elements of the largest intermediate `[chunk, num_items, width]` tensor in score_users.
 SCORE_BUDGET = 1 << 22
 
@@ -324,6 +326,6 @@ def mask_gradient(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return mask * values + (1.0 - mask) * tf.stop_gradient(values)
 
 
-def example_items(batch: dict) -> tf.Tensor:
+def example_items(batch: ExampleBatch) -> tf.Tensor:
     """`[B, 1 + n]` item ids of each sampled example: the positive, then its negatives."""
     return tf.concat([batch["positive"][:, None], batch["negatives"]], axis=1)

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import ExampleBatch, ScoreOutputs
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
 from mbrec_tf.models.base import Recommender
@@ -193,7 +194,7 @@ class MBNCF(Recommender):
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         return self._pair_scores(user_ids, item_ids, masks=None)[0]
 
-    def call(self, batch: dict, training: bool = False) -> dict:
+    def call(self, batch: ExampleBatch, training: bool = False) -> ScoreOutputs:
         """Logits `[B, 1 + n]` of each example's items; in training, supportive branches get
         gradients from the fusion only where the batch's `behavior_mask` says the pair has
         their behavior. With branch objectives, `scores` is `{behavior: [B, 1 + n]}`: the

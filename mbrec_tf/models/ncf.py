@@ -17,6 +17,7 @@ import os
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import ExampleBatch, ScoreOutputs
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
 from mbrec_tf.models.base import Recommender
@@ -155,7 +156,7 @@ class NCF(Recommender):
         bias = tf.fill([self.num_items, 1], self.prediction.bias[0])
         return tf.concat([items, bias], axis=1)
 
-    def call(self, batch: dict, training: bool = False) -> dict:
+    def call(self, batch: ExampleBatch, training: bool = False) -> ScoreOutputs:
         """Logits `[B, 1 + n]` of each example's positive (column 0) and negatives."""
         del training
         return {"scores": self.score_pairs(batch["user"], layers.example_items(batch))}

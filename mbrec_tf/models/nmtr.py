@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import ExampleBatch, ScoreOutputs
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import layers
 from mbrec_tf.models.base import Recommender
@@ -131,7 +132,7 @@ class NMTR(Recommender):
     def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
         return self.behavior_scores(user_ids, item_ids)[-1]
 
-    def call(self, batch: dict, training: bool = False) -> dict:
+    def call(self, batch: ExampleBatch, training: bool = False) -> ScoreOutputs:
         """Each behavior's cascaded logits `[B, 1 + n]` (positive in column 0), by behavior."""
         del training
         scores = self.behavior_scores(batch["user"], layers.example_items(batch))

@@ -12,11 +12,11 @@ loss with h fixed to ones; `SharedFactorMF` also serves CMF (several behaviors, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 import tensorflow as tf
 
 from mbrec_tf import config as config_lib
+from mbrec_tf.contracts import FactorOutputs, UserBatch
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models.base import Recommender
 
@@ -85,7 +85,7 @@ class SharedFactorMF(Recommender):
     def item_embeddings(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.item_table)
 
-    def call(self, batch: Mapping[str, tf.Tensor], training: bool = False) -> dict:
+    def call(self, batch: UserBatch, training: bool = False) -> FactorOutputs:
         user_vectors = tf.nn.embedding_lookup(self.user_table, batch["user"])
         if training and self.keep_prob < 1.0:
             user_vectors = tf.nn.dropout(user_vectors, rate=1.0 - self.keep_prob)

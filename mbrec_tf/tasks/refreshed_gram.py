@@ -1,6 +1,6 @@
 """The whole-data step with the item Gram refreshed every N steps (cost linear in the data).
 
-The exact decoupled step (`whole_data.decoupled_losses`) computes the item Gram
+The exact decoupled step (`decoupled.decoupled_losses`) computes the item Gram
 G = Σ_v c⁻_v q_v q_vᵀ and its gradient on the item table, diag(c⁻) Q (U + Uᵀ) for the
 Gram's upstream U, at every step: 2 |V| d² per step, so an epoch costs (|U|/|B|) |V| d² and
 grows with |U| · |V|. Here, with `every` = N:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 
 from mbrec_tf.config import SAMPLED_LOSSES, SampledConfig
+from mbrec_tf.contracts import ExampleBatch, ScoreOutputs
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.tasks.base import MEAN, Task
 
@@ -79,10 +80,11 @@ def get(name: str):
 class SampledTask(Task):
     """The sampled objective: each example's positive against its sampled negatives.
 
-    Consumes `outputs["scores"]`, `[B, 1 + n]` logits with the positive in column 0, for
-    the target (BPR, NCF, MBNCF); or, per behavior (NMTR-style multi-task learning), a dict
-    `{behavior: [B, 1 + n]}` of each behavior's logits, where an example counts for the
-    behavior `batch["positive_behavior"]` (its index in `behaviors`) names, and the loss
+    Consumes a `contracts.ExampleBatch` and the scorer's `contracts.ScoreOutputs`:
+    `[B, 1 + n]` logits with the positive in column 0, for the target (BPR, NCF, MBNCF); or,
+    per behavior (NMTR-style multi-task learning), `{behavior: [B, 1 + n]}` logits, where
+    an example counts for the behavior `batch["positive_behavior"]` (its index in
+    `behaviors`) names, and the loss
     is Σ_k w_k · (mean loss of behavior k's examples). With `positive_weights` (one per
     positive behavior, MC-BPR's level weights), the target-score loss is the mean over
     examples weighted by the weight of the example's `batch["positive_behavior"]`.
@@ -119,7 +121,13 @@ class SampledTask(Task):
     def loss_names(self) -> tuple[str, ...]:
         return tuple(f"loss/{behavior}" for behavior in self.behaviors)
 
-    def call(self, batch, outputs, training=False, step=None):
+    def call(
+        self,
+        batch: ExampleBatch,
+        outputs: ScoreOutputs | tf.Tensor,
+        training: bool = False,
+        step: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         del training, step
         scores = outputs["scores"] if isinstance(outputs, Mapping) else outputs
         parts: dict[str, tf.Tensor] = {}

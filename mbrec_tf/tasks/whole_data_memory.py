@@ -20,19 +20,19 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from mbrec_tf.config import WholeDataConfig, per_behavior
+from mbrec_tf.contracts import MemoryOutputs
 from mbrec_tf.data.dataset import MultiBehaviorData
-from mbrec_tf.tasks import whole_data
+from mbrec_tf.tasks import decoupled, whole_data
 
 
 class MemoryWholeDataTask(whole_data.WholeDataTask):
-    """`WholeDataTask` for scorers whose outputs add the memory pairs of the batch:
-    `memory_rows`, `memory_items` `[n]`, `memory_labels` `[n, K]` (0/1 per behavior) and
-    `memory_terms` `[n, K]` (S_k of each pair)."""
+    """`WholeDataTask` for scorers whose outputs are `contracts.MemoryOutputs`: the factors
+    plus the batch's memory pairs, their 0/1 labels per behavior and their S_k."""
 
     def _losses_without_constant(
         self,
         positives: Mapping[str, tf.RaggedTensor],
-        outputs: Mapping[str, tf.Tensor],
+        outputs: MemoryOutputs,
         loss: str,
         step: tf.Tensor | None = None,
     ) -> list[tf.Tensor]:
@@ -59,7 +59,7 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
         )
 
         # D_k of every memory pair for every behavior: [n, K], one gather for all.
-        products = whole_data.pair_products(user_vectors, items, rows, item_ids)
+        products = decoupled.pair_products(user_vectors, items, rows, item_ids)
         dot = tf.matmul(products, vectors, transpose_b=True)
         tasks = tf.repeat(tf.range(num_tasks, dtype=rows.dtype), tf.size(rows))
         all_items = tf.tile(item_ids, [num_tasks])
@@ -74,7 +74,7 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
         return tf.unstack(tf.reduce_sum(terms, axis=0) + all_pairs, num=num_tasks)
 
     def _dense_memory_loss(
-        self, outputs: Mapping[str, tf.Tensor], positives: tf.RaggedTensor, k: int
+        self, outputs: MemoryOutputs, positives: tf.RaggedTensor, k: int
     ) -> tf.Tensor:
         """Brute force: the full `[B, V]` scores with S_k scattered in, minus c⁺ |R_k|."""
         users = outputs["user_vectors"]
@@ -95,7 +95,7 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
         negative = self.negative_weight(k, scores.dtype)
         weights = negative + labels * (self.positive_weight - negative)
         value = tf.reduce_sum(weights * tf.square(labels - scores))
-        return value - whole_data.positive_constant(
+        return value - decoupled.positive_constant(
             tf.size(positives.values), self.positive_weight, dtype=scores.dtype
         )
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from mbrec_tf import registry
 from mbrec_tf.data.generated import random_data
-from mbrec_tf.tasks import whole_data
+from mbrec_tf.tasks import decoupled
 
 NUM_USERS, NUM_ITEMS, DIM = 7, 11, 5
 
@@ -43,25 +43,25 @@ def test_hand_computed_example():
     queries = tf.constant([[2.0]], tf.float64)
     items = tf.constant([[1.0], [3.0]], tf.float64)
     rows, columns = tf.constant([0]), tf.constant([0])
-    dense = whole_data.dense_loss(queries, items, rows, columns, 0.5)
-    decoupled = whole_data.decoupled_loss(queries, items, rows, columns, 0.5)
+    dense = decoupled.dense_loss(queries, items, rows, columns, 0.5)
+    exact = decoupled.decoupled_loss(queries, items, rows, columns, 0.5)
     assert float(dense) == pytest.approx(19.0)
-    assert float(decoupled) == pytest.approx(18.0)
+    assert float(exact) == pytest.approx(18.0)
 
 
 @pytest.mark.parametrize("item_weights", [False, True], ids=["uniform", "item_dependent"])
 def test_decoupled_equals_brute_force_value_and_gradients(item_weights):
     queries, items, rows, columns, labels, weight = _random_problem(1, item_weights)
     with tf.GradientTape(persistent=True) as tape:
-        decoupled = whole_data.decoupled_loss(queries, items, rows, columns, weight)
-        dense = whole_data.dense_loss(queries, items, rows, columns, weight)
-    constant = float(whole_data.positive_constant(len(rows), dtype=tf.float64))
+        exact = decoupled.decoupled_loss(queries, items, rows, columns, weight)
+        dense = decoupled.dense_loss(queries, items, rows, columns, weight)
+    constant = float(decoupled.positive_constant(len(rows), dtype=tf.float64))
     assert constant == len(rows)
     expected = _numpy_regression(queries.numpy(), items.numpy(), labels, weight)
     assert float(dense) == pytest.approx(expected, rel=1e-12)
-    assert float(decoupled) == pytest.approx(expected - constant, rel=1e-12)
+    assert float(exact) == pytest.approx(expected - constant, rel=1e-12)
     for variable in (queries, items):
-        error = _relative_error(tape.gradient(decoupled, variable), tape.gradient(dense, variable))
+        error = _relative_error(tape.gradient(exact, variable), tape.gradient(dense, variable))
         assert error < 1e-8, variable.name
 
 
@@ -77,13 +77,13 @@ def test_multi_task_losses_equal_single_task_losses():
     tasks = np.concatenate([np.full(len(r), task) for task, (r, _) in enumerate(pairs)])
     item_weights = np.stack([np.broadcast_to(w, NUM_ITEMS) for w in weights])
     positive_weights = item_weights[tasks, columns]
-    grams = tf.stack([whole_data.weighted_item_gram(items, w) for w in weights])
-    losses = whole_data.decoupled_losses(
+    grams = tf.stack([decoupled.weighted_item_gram(items, w) for w in weights])
+    losses = decoupled.decoupled_losses(
         users, items, vectors, rows, columns, tasks, positive_weights, grams
     )
     for task in range(3):
         select = tasks == task
-        single = whole_data.decoupled_loss(
+        single = decoupled.decoupled_loss(
             users * vectors[task], items, rows[select], columns[select], weights[task]
         )
         assert float(losses[task]) == pytest.approx(float(single), rel=1e-12)
@@ -98,9 +98,9 @@ def test_gram_and_pair_score_gradients_match_autodiff():
     rows, columns = tf.constant([0, 2, 5, 5]), tf.constant([1, 1, 8, 0])
     pair_upstream = tf.constant(rng.normal(size=4))
     with tf.GradientTape(persistent=True) as tape:
-        custom = tf.reduce_sum(upstream * whole_data.gram(matrix, weights))
+        custom = tf.reduce_sum(upstream * decoupled.gram(matrix, weights))
         plain = tf.reduce_sum(upstream * tf.matmul(matrix * weights[:, None], matrix, True))
-        scores = whole_data.pair_scores(other, matrix, rows, columns)
+        scores = decoupled.pair_scores(other, matrix, rows, columns)
         naive = tf.reduce_sum(tf.gather(other, rows) * tf.gather(matrix, columns), -1)
         custom_pairs = tf.reduce_sum(pair_upstream * scores)
         naive_pairs = tf.reduce_sum(pair_upstream * naive)
@@ -123,7 +123,7 @@ def test_pair_product_gradients_match_autodiff():
     rows, columns = tf.constant([0, 0, 3, 4, 4]), tf.constant([6, 2, 2, 0, 6])
     upstream = tf.constant(rng.normal(size=(5, 3)))
     with tf.GradientTape(persistent=True) as tape:
-        products = whole_data.pair_products(users, items, rows, columns)
+        products = decoupled.pair_products(users, items, rows, columns)
         naive = tf.gather(users, rows) * tf.gather(items, columns)
         custom_total = tf.reduce_sum(upstream * products)
         naive_total = tf.reduce_sum(upstream * naive)
@@ -138,13 +138,13 @@ def test_popularity_negative_weights():
     counts = np.array([1.0, 3.0, 0.0, 4.0])
     # alpha = 1: c0 = w·|V| = 0.5·4 = 2, c_v = 2·f_v / 8.
     np.testing.assert_allclose(
-        whole_data.popularity_negative_weights(counts, 0.5, 1.0), [0.25, 0.75, 0.0, 1.0]
+        decoupled.popularity_negative_weights(counts, 0.5, 1.0), [0.25, 0.75, 0.0, 1.0]
     )
     # alpha = 0 is the uniform weight itself; any alpha keeps the mean weight w.
-    np.testing.assert_allclose(whole_data.popularity_negative_weights(counts, 0.5, 0.0), 0.5)
-    assert whole_data.popularity_negative_weights(counts, 0.5, 0.7).mean() == pytest.approx(0.5)
+    np.testing.assert_allclose(decoupled.popularity_negative_weights(counts, 0.5, 0.0), 0.5)
+    assert decoupled.popularity_negative_weights(counts, 0.5, 0.7).mean() == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        whole_data.popularity_negative_weights(np.zeros(3), 0.5, 1.0)
+        decoupled.popularity_negative_weights(np.zeros(3), 0.5, 1.0)
 
 
 def _with_counts(data, seed: int = 0):
