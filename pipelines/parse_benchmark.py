@@ -59,11 +59,11 @@ def write_log(path: str, lines: int, seed: int = 0) -> None:
 
 def parse(path: str, results: multiprocessing.Queue) -> None:
     """Streams the log once (in a fresh process, so peak memory is the parser's own)."""
-    from tfds_builders.taobao_user_behavior import taobao_user_behavior as tub
+    import tfds_builders
 
     start, cpu_start = time.perf_counter(), time.process_time()
     rows, buys, chunks = 0, 0, 0
-    for chunk in tub.stream_user_behavior(path):
+    for chunk in tfds_builders.stream_user_behavior(path):
         rows += len(chunk["user"])
         buys += int(np.sum(chunk["behavior"] == 3))
         chunks += 1

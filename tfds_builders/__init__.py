@@ -19,11 +19,14 @@ from tfds_builders._preprocessing import (
 )
 from tfds_builders.beibei import Beibei
 from tfds_builders.mbrec_synthetic import MbrecSynthetic
+from tfds_builders.mbrec_synthetic.generator import SyntheticSpec
+from tfds_builders.mbrec_synthetic.generator import generate as generate_synthetic_log
 from tfds_builders.movielens_100k import Movielens100k
 from tfds_builders.retailrocket import Retailrocket
 from tfds_builders.taobao import Taobao
 from tfds_builders.taobao_ub4 import TaobaoUb4
 from tfds_builders.taobao_user_behavior import TaobaoUserBehavior
+from tfds_builders.taobao_user_behavior.taobao_user_behavior import stream_user_behavior
 
 BUILDERS: dict[str, type[MultiBehaviorBuilder]] = {
     builder.name: builder
@@ -48,5 +51,8 @@ __all__ = [
     "MultiBehaviorBuilder",
     "MultiBehaviorConfig",
     "Prepared",
+    "SyntheticSpec",
+    "generate_synthetic_log",
     "prepare_event_log",
+    "stream_user_behavior",
 ]

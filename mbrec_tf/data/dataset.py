@@ -30,6 +30,11 @@ def interaction_matrix(
 class MultiBehaviorData:
     """Behaviors, their training interactions, the target's held-out split and the id maps.
 
+    The read side of the TFDS boundary: made from a build (`loading.load_dataset`) or from
+    the builders' write-side `tfds_builders.Prepared` (`loading.from_prepared`), which holds
+    sorted index pairs and the preprocessing report instead of matrices and stays free of
+    mbrec_tf; the two are kept apart so that builders never import the library.
+
     Users and items are contiguous indices `0..num_users-1`, `0..num_items-1`;
     `user_ids[u]` / `item_ids[v]` give the raw ids of the source files back.
 

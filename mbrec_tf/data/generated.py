@@ -7,6 +7,7 @@ benchmark's catalogs of chosen sizes, and the tests' tiny data.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,7 +15,6 @@ import numpy as np
 import tfds_builders
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.data.loading import from_prepared
-from tfds_builders.mbrec_synthetic import generator
 
 
 def random_data(
@@ -40,7 +40,7 @@ def random_data(
     first_stage = min(interactions_per_user + 2, num_items)
     if first_stage < 3:
         raise ValueError("random_data needs at least 3 items per user (train, valid, test)")
-    spec = generator.SyntheticSpec(
+    spec = tfds_builders.SyntheticSpec(
         num_users=num_users,
         num_items=num_items,
         behaviors=behaviors,
@@ -52,7 +52,7 @@ def random_data(
         late_view_rate=0.0,
         seed=seed,
     )
-    log = generator.generate(spec)
+    log = tfds_builders.generate_synthetic_log(spec)
     events = tfds_builders.EventLog(
         users=log.users,
         items=log.items,
@@ -67,10 +67,8 @@ def random_data(
     )
     prepared = prepared.with_negatives(num_negatives, seed=seed)
     data = from_prepared(prepared, name="random")
-    return MultiBehaviorData(
-        **{
-            **data.__dict__,
-            "user_ids": np.array([f"u{u}" for u in range(num_users)]),
-            "item_ids": np.arange(100, 100 + num_items, dtype=np.int64),
-        }
+    return dataclasses.replace(
+        data,
+        user_ids=np.array([f"u{u}" for u in range(num_users)]),
+        item_ids=np.arange(100, 100 + num_items, dtype=np.int64),
     )

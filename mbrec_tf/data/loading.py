@@ -327,7 +327,10 @@ def _ids(values: list, id_type: str) -> np.ndarray:
 
 
 def from_prepared(prepared: tfds_builders.Prepared, name: str) -> MultiBehaviorData:
-    """A MultiBehaviorData straight from preprocessed data (tests; no TFDS round trip)."""
+    """The library's MultiBehaviorData of the builders' Prepared, without a TFDS round trip.
+
+    Generated data and tests use it to skip the build; `raw_files` stays None.
+    """
     return MultiBehaviorData(
         name=name,
         behaviors=tuple(prepared.behaviors),

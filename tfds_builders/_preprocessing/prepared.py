@@ -15,6 +15,13 @@ from tfds_builders._preprocessing.pairs import NO_ITEM, pair_keys
 class Prepared:
     """A fully preprocessed dataset, ready to be written as one example per user.
 
+    The write side of the TFDS boundary, distinct from the library's `MultiBehaviorData`
+    (the read side, what models and metrics use): sorted index pairs per behavior plus the
+    preprocessing `report` that goes into the build's metadata, in pure NumPy so builders
+    need neither scipy nor mbrec_tf. The library reads a build back as CSR matrices with the
+    dataset's name and raw-file record; `mbrec_tf.data.loading.from_prepared` converts one
+    directly where no TFDS build is wanted (generated data, tests).
+
     Attributes:
       behaviors: behaviors present, in funnel order, the target last.
       user_ids / item_ids: raw ids by contiguous index.
