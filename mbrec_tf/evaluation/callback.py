@@ -1,8 +1,8 @@
 """A Keras callback that evaluates the validation split during `fit`.
 
-Every `every_n_epochs` epochs (and at the last one) it runs an `Evaluator` on the
-validation split, writes each metric into the epoch `logs` as `val_<metric>`, prints one
-line, tracks the best evaluation of `monitor`, optionally stops early and, at the end of
+After the epochs its `EvaluationSchedule` names it runs an `Evaluator` on the validation
+split, writes each metric into the epoch `logs` as `val_<metric>`, prints one line, tracks
+the best evaluation of `monitor` (`BestEpoch`), optionally stops early and, at the end of
 training, restores the weights of the best evaluation. An epoch whose training loss or
 weights are not finite has diverged: it is never selected, and training stops there.
 
@@ -30,14 +30,10 @@ import tensorflow as tf
 
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.evaluation.evaluator import GROUPS_PREFIX, ITEM_GROUP_PREFIXES, Evaluator
+from mbrec_tf.evaluation.schedule import EvaluationSchedule
+from mbrec_tf.evaluation.selection import BestEpoch
 
 LOGS_PREFIX = "val_"
-#: `every_n_epochs` value that picks the interval from measured times (see the class).
-AUTO = 0
-#: With AUTO, the largest share of training time evaluation may take.
-AUTO_EVAL_SHARE = 0.1
-#: With AUTO, the intervals to choose from (a few round numbers, so runs compare easily).
-AUTO_INTERVALS = (1, 2, 5, 10, 20, 50, 100)
 
 
 class EvaluationCallback(tf.keras.callbacks.Callback):
@@ -47,9 +43,10 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       evaluator: an `Evaluator` on the "valid" split, or a `MultiBehaviorData` from which
         one is built with `evaluator_kwargs` (ks, protocols, batch_size, group_bounds).
       every_n_epochs: evaluate after every n-th epoch (and always after the last one);
-        `AUTO` (0) evaluates after the first epoch, then picks the smallest of
-        `AUTO_INTERVALS` that keeps evaluation within `AUTO_EVAL_SHARE` of the training
-        time, from the measured epoch and evaluation times (`interval` says which).
+        `schedule.AUTO` (0) evaluates after the first epoch, then picks the smallest of
+        `schedule.AUTO_INTERVALS` that keeps evaluation within `schedule.AUTO_EVAL_SHARE`
+        of the training time, from the measured epoch and evaluation times (`interval` says
+        which).
       monitor: the metric to select on, a key of the evaluator's results ("hr@10",
         "ndcg@50", "sampled/hr@10", ...; a leading "val_" is accepted). Higher is better.
       patience: stop after this many evaluations in a row without improvement; None never
@@ -103,41 +100,58 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
             )
         if evaluator.num_users == 0:
             raise ValueError(f"{evaluator.data.name} has no validation users to evaluate")
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 1 or AUTO (0), got {every_n_epochs}")
+        self.schedule = EvaluationSchedule(every_n_epochs)
         if patience is not None and patience < 0:
             raise ValueError(f"patience must be >= 0 or None, got {patience}")
         self.evaluator = evaluator
-        self.every_n_epochs = int(every_n_epochs)
-        self.monitor = monitor[len(LOGS_PREFIX) :] if monitor.startswith(LOGS_PREFIX) else monitor
+        monitor = monitor[len(LOGS_PREFIX) :] if monitor.startswith(LOGS_PREFIX) else monitor
+        self.selection = BestEpoch(monitor, min_delta, initial_best)
         self.patience = patience
-        self.min_delta = float(min_delta)
         self.restore_best_weights = restore_best_weights
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.log_group_metrics = log_group_metrics
         self.verbose = verbose
-        self.initial_best = initial_best
         self._writer: tf.summary.SummaryWriter | None = None
         self._reset()
 
     def _reset(self) -> None:
-        self.best_metrics: dict[str, float] | None = None
-        self.best_epoch: int | None = None
-        if self.initial_best is not None:
-            self.best_epoch, self.best_metrics = self.initial_best[0], dict(self.initial_best[1])
+        """Forgets an earlier `fit`, so that one callback can serve several."""
+        self.schedule.reset()
+        self.selection.reset()
         self.evaluations: list[tuple[int, dict[str, float]]] = []
         self.eval_seconds = 0.0
         self.stopped_epoch: int | None = None
         self.diverged_epoch: int | None = None
-        #: Epochs between evaluations (chosen after the first one with AUTO).
-        self.interval = max(1, self.every_n_epochs)
         self.epoch_seconds: list[float] = []
         self._epoch_start = 0.0
-        self._last_evaluated = -1
         self._best_weights: list[np.ndarray] | None = None
-        self._evaluations_without_improvement = 0
         self._last_epoch: int | None = None
         self._pending_lines: list[str] = []
+
+    @property
+    def monitor(self) -> str:
+        """The metric selected on, without the "val_" prefix."""
+        return self.selection.monitor
+
+    @property
+    def best_metrics(self) -> dict[str, float] | None:
+        """The results of the best evaluation so far (None: none yet)."""
+        return self.selection.best_metrics
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The 0-based epoch of the best evaluation so far (None: none yet)."""
+        return self.selection.best_epoch
+
+    @property
+    def every_n_epochs(self) -> int:
+        """The evaluation interval asked for (`schedule.AUTO`: chosen from timings)."""
+        return self.schedule.every_n_epochs
+
+    @property
+    def interval(self) -> int:
+        """Epochs between evaluations (chosen after the first one with `schedule.AUTO`)."""
+        return self.schedule.interval
 
     # --- Keras hooks -------------------------------------------------------------------------
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -166,14 +180,14 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
                     f"stopped, {kept}; a smaller --learning_rate may help"
                 )
             return
-        if not self._is_due(epoch):
+        if not self.schedule.is_due(epoch, (getattr(self, "params", None) or {}).get("epochs")):
             return
         results = self.evaluator(self.model)
         self.eval_seconds += self.evaluator.last_seconds
         self.evaluations.append((epoch, results))
-        self._last_evaluated = epoch
-        if self.every_n_epochs == AUTO and len(self.evaluations) == 1:
-            self._choose_interval()
+        line = self.schedule.evaluated(epoch, self.evaluator.last_seconds, self.epoch_seconds)
+        if line and self.verbose:
+            self._pending_lines.append(line)
         if self.monitor not in results:
             raise KeyError(f"monitor {self.monitor!r} is not a metric; known: {sorted(results)}")
 
@@ -191,20 +205,19 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
                     tf.summary.scalar("epoch_" + name, value, step=epoch)
             self._writer.flush()
 
-        improved = self._update_best(epoch, results)
+        improved, selected = self.selection.update(epoch, results)
+        if selected and self.restore_best_weights:
+            self._best_weights = self.model.get_weights()
         if self.verbose:
             self._print_line(epoch, results, improved)
-        if (
-            not improved
-            and self.patience is not None
-            and self._evaluations_without_improvement >= self.patience
-        ):
+        waited = self.selection.evaluations_without_improvement
+        if not improved and self.patience is not None and waited >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
                 self._pending_lines.append(
                     f"[valid] early stop at epoch {epoch + 1}: no {self.monitor} improvement in "
-                    f"{self._evaluations_without_improvement} evaluations"
+                    f"{waited} evaluations"
                 )
 
     def on_train_end(self, logs: dict | None = None) -> None:
@@ -232,41 +245,6 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             return True
         return not all(np.isfinite(w).all() for w in self.model.get_weights())
-
-    def _is_due(self, epoch: int) -> bool:
-        last_epoch = (getattr(self, "params", None) or {}).get("epochs")
-        if last_epoch is not None and epoch + 1 >= last_epoch:
-            return True
-        if self.every_n_epochs == AUTO:
-            return not self.evaluations or epoch - self._last_evaluated >= self.interval
-        return (epoch + 1) % self.every_n_epochs == 0
-
-    def _choose_interval(self) -> None:
-        """AUTO: the interval that keeps evaluation a minor share of the time."""
-        epoch_seconds = float(np.mean(self.epoch_seconds)) or 1e-9
-        ratio = self.evaluator.last_seconds / (AUTO_EVAL_SHARE * epoch_seconds)
-        self.interval = next((n for n in AUTO_INTERVALS if n >= ratio), AUTO_INTERVALS[-1])
-        if self.verbose:
-            self._pending_lines.append(
-                f"[valid] evaluating every {self.interval} epoch(s): an evaluation takes "
-                f"{self.evaluator.last_seconds:.2f} s, an epoch {epoch_seconds:.2f} s "
-                "(--eval_every=N fixes it)"
-            )
-
-    def _update_best(self, epoch: int, results: dict[str, float]) -> bool:
-        """Records `results` if they improve `monitor`; returns whether they did."""
-        value = results[self.monitor]
-        best = math.nan if self.best_metrics is None else self.best_metrics[self.monitor]
-        improved = not math.isnan(value) and (math.isnan(best) or value > best + self.min_delta)
-        if improved or self.best_metrics is None:
-            self.best_metrics, self.best_epoch = dict(results), epoch
-            if self.restore_best_weights:
-                self._best_weights = self.model.get_weights()
-        if improved:
-            self._evaluations_without_improvement = 0
-        else:
-            self._evaluations_without_improvement += 1
-        return improved
 
     def _print_line(self, epoch: int, results: dict[str, float], improved: bool) -> None:
         shown = " ".join(
