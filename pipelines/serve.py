@@ -20,6 +20,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's errors reach the user 
 
 from absl import flags, logging
 
+from mbrec_tf.serving import load_retries
 from mbrec_tf.serving import server as server_lib
 from pipelines import flags as common
 
@@ -108,7 +109,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_integer(
         "max_num_load_retries",
-        server_lib.versions_lib.MAX_LOAD_RETRIES,
+        load_retries.MAX_LOAD_RETRIES,
         "Times a version that failed to load is tried again while its files do not change "
         "(a version folder picked up mid-copy loads once the copy is complete).",
         lower_bound=0,
@@ -116,9 +117,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_float(
         "load_retry_interval_seconds",
-        server_lib.versions_lib.LOAD_RETRY_SECONDS,
+        load_retries.LOAD_RETRY_SECONDS,
         "Seconds before the first retry of a failed load; each next retry waits twice as long "
-        f"(at most {server_lib.versions_lib.MAX_RETRY_WAIT_SECONDS:g} s).",
+        f"(at most {load_retries.MAX_RETRY_WAIT_SECONDS:g} s).",
         lower_bound=0.01,
         flag_values=flag_values,
     )

@@ -6,7 +6,7 @@ where its binary cannot be installed (laptops, CI). It serves one model, like
 
 - TF Serving's REST API: predict in the row and columnar formats, version status and
   metadata (`rest_api` lists the requests and replies).
-- Versions as TF Serving's `model_version_policy` (`versions.VersionPolicy`): the latest
+- Versions as TF Serving's `model_version_policy` (`version_policy.VersionPolicy`): the latest
   version by default, or all, or specific ones; each served version answers at
   `/versions/<n>`. The base path is polled; new versions are loaded and warmed up in the
   background and switched to atomically (see `versions`).
@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mbrec_tf.serving import versions as versions_lib
+from mbrec_tf.serving import load_retries
 from mbrec_tf.serving.http_server import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LISTEN_BACKLOG,
@@ -48,7 +48,8 @@ from mbrec_tf.serving.prediction import (
     RequestLimits,
 )
 from mbrec_tf.serving.rest_api import RestApi
-from mbrec_tf.serving.versions import VersionPolicy, VersionWatcher
+from mbrec_tf.serving.version_policy import VersionPolicy
+from mbrec_tf.serving.versions import VersionWatcher
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -90,8 +91,8 @@ class ModelServer:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         warmup_iterations: int = 1,
-        max_load_retries: int = versions_lib.MAX_LOAD_RETRIES,
-        load_retry_seconds: float = versions_lib.LOAD_RETRY_SECONDS,
+        max_load_retries: int = load_retries.MAX_LOAD_RETRIES,
+        load_retry_seconds: float = load_retries.LOAD_RETRY_SECONDS,
     ):
         if isinstance(version_policy, str):
             version_policy = VersionPolicy.parse(version_policy)

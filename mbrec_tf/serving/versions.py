@@ -9,10 +9,8 @@ that dictionary without a lock and keep the `Servable` they got until they finis
 switch never fails or stalls a request. The policy follows TF Serving's
 `model_version_policy`: a new latest version is loaded before the old one is unloaded, and a
 version whose folder is removed is unloaded and leaves the status. A version that fails to
-load (or to warm up) leaves the versions already served in place and is retried with a
-back-off, as TF Serving retries (state LOADING meanwhile): a folder picked up while it was
-still being copied loads once the copy is complete. When the retries are spent it is
-reported with state END and its error, until its files change (then it is retried again).
+load (or to warm up) leaves the versions already served in place and is retried as
+`load_retries` schedules (state LOADING meanwhile, END once given up).
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -33,20 +31,14 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from mbrec_tf.serving import export as export_lib
+from mbrec_tf.serving import load_retries
 from mbrec_tf.serving import warmup as warmup_lib
+from mbrec_tf.serving.version_policy import VersionPolicy
 
 #: TF Serving reads at most this many warm-up records.
 MAX_WARMUP_RECORDS = 1000
 #: Seconds an unloaded version is kept referenced, so that requests still using it finish.
 RETIRE_SECONDS = 1.0
-#: Retries of a version whose files do not change, after its first failed load (TF Serving's
-#: --max_num_load_retries).
-MAX_LOAD_RETRIES = 5
-#: Seconds before the first retry of a failed load; each further retry waits twice as long,
-#: up to MAX_RETRY_WAIT_SECONDS.
-LOAD_RETRY_SECONDS = 1.0
-MAX_RETRY_WAIT_SECONDS = 60.0
-_POLICY = re.compile(r"^(latest(?::(?P<num>\d{1,4}))?|all|specific:(?P<versions>[\d,]+))$")
 
 
 class RequestError(Exception):
@@ -181,90 +173,6 @@ def warm_up(servable: Servable, iterations: int = 1) -> int:
     return len(requests) * iterations
 
 
-# --- the version policy ----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class VersionPolicy:
-    """Which of the versions on disk to serve: TF Serving's `model_version_policy`.
-
-    `latest` (the newest one, or `latest:N` the N newest), `all`, or `specific:1,3`.
-    """
-
-    kind: str = "latest"
-    num_versions: int = 1
-    versions: tuple[int, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> VersionPolicy:
-        """A policy from its flag text; ValueError with a one-line message otherwise."""
-        match = _POLICY.match(text.strip())
-        if not match:
-            raise ValueError(
-                f"--model_version_policy must be latest, latest:N, all or specific:V1,V2,..., "
-                f"got {text!r}"
-            )
-        if text.startswith("latest"):
-            num = int(match["num"]) if match["num"] else 1
-            if num < 1:
-                raise ValueError("--model_version_policy latest:N needs N >= 1")
-            return cls("latest", num_versions=num)
-        if text == "all":
-            return cls("all")
-        parts = [p for p in match["versions"].split(",") if p]
-        if not parts or any(len(p) > 18 for p in parts):
-            raise ValueError(f"--model_version_policy specific: bad version list in {text!r}")
-        return cls("specific", versions=tuple(sorted({int(p) for p in parts})))
-
-    def select(self, available: Sequence[int]) -> list[int]:
-        """The versions to serve out of `available` (ascending)."""
-        available = sorted(available)
-        if self.kind == "latest":
-            return available[-self.num_versions :]
-        if self.kind == "all":
-            return available
-        wanted = set(self.versions)
-        return [v for v in available if v in wanted]
-
-    def __str__(self) -> str:
-        if self.kind == "latest":
-            return "latest" if self.num_versions == 1 else f"latest:{self.num_versions}"
-        if self.kind == "all":
-            return "all"
-        return "specific:" + ",".join(map(str, self.versions))
-
-
-def folder_fingerprint(path: str) -> tuple[tuple[str, int, int], ...] | None:
-    """(relative path, size, mtime) of every file under `path`; None if it cannot be read."""
-    entries = []
-    try:
-        for root, _, files in os.walk(path, onerror=_raise):
-            for name in files:
-                full = os.path.join(root, name)
-                stat = os.stat(full)
-                entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
-    except OSError:
-        return None
-    return tuple(sorted(entries))
-
-
-def _raise(error: OSError) -> None:
-    raise error
-
-
-@dataclasses.dataclass
-class FailedLoad:
-    """A version that failed to load: its error and when (whether) it is tried again."""
-
-    message: str
-    failures: int  # failed loads in all; the back-off doubles with each
-    unchanged_failures: int  # failed loads since the version's files last changed
-    fingerprint: tuple[tuple[str, int, int], ...] | None  # its files at the last failure
-    retry_at: float | None  # time.monotonic() of the next try; None: retries spent
-
-    @property
-    def retrying(self) -> bool:
-        return self.retry_at is not None
-
-
 def _status(version: int, state: str, code: str, message: str) -> dict[str, Any]:
     return {
         "version": str(version),
@@ -282,8 +190,8 @@ class VersionWatcher:
         poll_seconds: float = 1.0,
         policy: VersionPolicy | None = None,
         warmup_iterations: int = 1,
-        max_load_retries: int = MAX_LOAD_RETRIES,
-        load_retry_seconds: float = LOAD_RETRY_SECONDS,
+        max_load_retries: int = load_retries.MAX_LOAD_RETRIES,
+        load_retry_seconds: float = load_retries.LOAD_RETRY_SECONDS,
     ):
         self.base_path = base_path
         self.poll_seconds = poll_seconds
@@ -292,7 +200,7 @@ class VersionWatcher:
         self.max_load_retries = max_load_retries
         self.load_retry_seconds = load_retry_seconds
         self._served: dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
-        self._failed: dict[int, FailedLoad] = {}
+        self._failed: dict[int, load_retries.FailedLoad] = {}
         self._loading: set[int] = set()
         # Unloaded versions, kept a moment so that requests still using one finish first and
         # the version's TensorFlow resources are freed here, not in a request's thread.
@@ -375,29 +283,17 @@ class VersionWatcher:
             del expired  # the last references: freed in this thread
 
     def _not_due(self) -> set[int]:
-        """Failed versions not to try on this poll: a retry not due yet, or retries spent
-        with the version's files unchanged since."""
-        now = time.monotonic()
-        waiting = set()
+        """Failed versions not to try on this poll (see `load_retries.not_due`)."""
         with self._lock:
             failed = dict(self._failed)
-        for version, failure in failed.items():
-            if failure.retrying:
-                if now < failure.retry_at:
-                    waiting.add(version)
-            elif (
-                folder_fingerprint(os.path.join(self.base_path, str(version)))
-                == failure.fingerprint
-            ):
-                waiting.add(version)
-        return waiting
+        return load_retries.not_due(failed, self.base_path, time.monotonic())
 
     def _load(self, version: int) -> None:
         path = os.path.join(self.base_path, str(version))
         with self._lock:
             self._loading.add(version)
             previous = self._failed.get(version)
-        fingerprint = folder_fingerprint(path)
+        fingerprint = load_retries.folder_fingerprint(path)
         try:
             servable = load_servable(path, version)
             calls = warm_up(servable, self.warmup_iterations)
@@ -416,26 +312,27 @@ class VersionWatcher:
         version: int,
         path: str,
         error: Exception,
-        fingerprint: tuple[tuple[str, int, int], ...] | None,
-        previous: FailedLoad | None,
+        fingerprint: load_retries.Fingerprint | None,
+        previous: load_retries.FailedLoad | None,
     ) -> None:
         """Schedules the retry of a failed load (or gives up); logs one line per new error."""
         message = " ".join(f"{type(error).__name__}: {error}".split())
-        failures = 1 if previous is None else previous.failures + 1
-        unchanged = 1
-        if previous is not None and previous.fingerprint == fingerprint:
-            unchanged = previous.unchanged_failures + 1
-        retry_at = None
-        if unchanged <= self.max_load_retries:
-            wait = min(self.load_retry_seconds * 2 ** (failures - 1), MAX_RETRY_WAIT_SECONDS)
-            retry_at = time.monotonic() + wait
+        failure = load_retries.FailedLoad.after(
+            previous,
+            message,
+            fingerprint,
+            time.monotonic(),
+            self.max_load_retries,
+            self.load_retry_seconds,
+        )
+        if failure.retrying:
             if previous is None or previous.message != message:  # one line per distinct error
                 logging.warning(
                     "could not load version %d from %s (retrying in %.3g s; a folder still "
                     "being copied loads once complete): %s",
                     version,
                     path,
-                    wait,
+                    load_retries.retry_wait(failure.failures, self.load_retry_seconds),
                     message,
                 )
         else:
@@ -444,12 +341,12 @@ class VersionWatcher:
                 "files change: %s",
                 version,
                 path,
-                unchanged,
+                failure.unchanged_failures,
                 message,
             )
         with self._lock:
             self._loading.discard(version)
-            self._failed[version] = FailedLoad(message, failures, unchanged, fingerprint, retry_at)
+            self._failed[version] = failure
 
     def start(self) -> None:
         """Loads what is there now, then keeps polling in a daemon thread."""
