@@ -39,11 +39,6 @@ class EHCFMemoryConfig(ehcf.EHCFConfig):
     memory_l2: float = config_lib.field(
         0.0, "l2 coefficient on β and γ (times their sum of squares / 2)."
     )
-    memory_residual: bool = config_lib.field(
-        False,
-        "Train the dense part on EHCF's loss alone and β, γ on what it leaves (the dense "
-        "part then ranks untouched items as EHCF does).",
-    )
 
 
 class EHCFMemory(ehcf.EHCF):

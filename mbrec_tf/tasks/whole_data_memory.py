@@ -27,21 +27,7 @@ from mbrec_tf.tasks import decoupled, whole_data
 
 class MemoryWholeDataTask(whole_data.WholeDataTask):
     """`WholeDataTask` for scorers whose outputs are `contracts.MemoryOutputs`: the factors
-    plus the batch's memory pairs, their 0/1 labels per behavior and their S_k.
-
-    The loss is the weighted regression of D_k + S_k. With `residual`, its value is the
-    same, but the dense part D_k learns from EHCF's loss of D_k alone and the memory terms
-    S_k learn what D_k leaves (D_k held fixed in their part): the low-rank part then ranks
-    untouched items as EHCF does, instead of leaving the touched pairs to the sparse terms.
-    """
-
-    def __init__(self, *args, residual: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.residual = bool(residual)
-
-    def _memory_dense(self, dense: tf.Tensor) -> tf.Tensor:
-        """D as the memory terms' part of the loss sees it (held fixed with `residual`)."""
-        return tf.stop_gradient(dense) if self.residual else dense
+    plus the batch's memory pairs, their 0/1 labels per behavior and their S_k."""
 
     def _losses_without_constant(
         self,
@@ -80,46 +66,37 @@ class MemoryWholeDataTask(whole_data.WholeDataTask):
         negative = tf.transpose(
             tf.reshape(self.pair_negative_weights(tasks, all_items, dtype), [num_tasks, -1])
         )
+        scores = dot + sparse
         positive = self.positive_weight
-        # EHCF's positive terms of D, then what S adds on the memory pairs (D seen through
-        # `_memory_dense`); together Σ_P [c⁻(R̂² − D²) + R((c⁺ − c⁻)R̂² − 2c⁺R̂)].
-        dense_terms = labels * ((positive - negative) * tf.square(dot) - 2.0 * positive * dot)
-        held = self._memory_dense(dot)
-        added = tf.square(held + sparse) - tf.square(held)
-        memory_terms = negative * added + labels * (
-            (positive - negative) * added - 2.0 * positive * sparse
+        terms = negative * (tf.square(scores) - tf.square(dot)) + labels * (
+            (positive - negative) * tf.square(scores) - 2.0 * positive * scores
         )
-        terms = dense_terms + memory_terms
         return tf.unstack(tf.reduce_sum(terms, axis=0) + all_pairs, num=num_tasks)
 
     def _dense_memory_loss(
         self, outputs: MemoryOutputs, positives: tf.RaggedTensor, k: int
     ) -> tf.Tensor:
-        """Brute force: the full `[B, V]` regression of D_k, plus what S_k adds to it (D_k
-        seen through `_memory_dense`), minus c⁺ |R_k|."""
+        """Brute force: the full `[B, V]` scores with S_k scattered in, minus c⁺ |R_k|."""
         users = outputs["user_vectors"]
         items = outputs["item_vectors"]
         queries = users * outputs["prediction_vectors"][k]
         indices = tf.stack([outputs["memory_rows"], outputs["memory_items"]], axis=1)
         shape = tf.stack([tf.shape(users)[0], tf.shape(items)[0]])
         sparse = tf.scatter_nd(indices, outputs["memory_terms"][:, k], shape)
-        dense = tf.matmul(queries, items, transpose_b=True)
+        scores = tf.matmul(queries, items, transpose_b=True) + sparse
         label_indices = tf.stack(
             [tf.cast(positives.value_rowids(), tf.int64), tf.cast(positives.values, tf.int64)], 1
         )
         labels = tf.scatter_nd(
             label_indices,
-            tf.ones_like(positives.values, dtype=dense.dtype),
-            tf.shape(dense, out_type=tf.int64),
+            tf.ones_like(positives.values, dtype=scores.dtype),
+            tf.shape(scores, out_type=tf.int64),
         )
-        negative = self.negative_weight(k, dense.dtype)
+        negative = self.negative_weight(k, scores.dtype)
         weights = negative + labels * (self.positive_weight - negative)
-        held = self._memory_dense(dense)
-        value = tf.reduce_sum(weights * tf.square(labels - dense)) + tf.reduce_sum(
-            weights * (tf.square(labels - held - sparse) - tf.square(labels - held))
-        )
+        value = tf.reduce_sum(weights * tf.square(labels - scores))
         return value - decoupled.positive_constant(
-            tf.size(positives.values), self.positive_weight, dtype=dense.dtype
+            tf.size(positives.values), self.positive_weight, dtype=scores.dtype
         )
 
 
@@ -135,5 +112,4 @@ def memory_whole_data_task(data: MultiBehaviorData, config: WholeDataConfig) -> 
         positive_weight=config.positive_weight,
         loss=config.loss,
         alternate_tasks=config.alternate_tasks,
-        residual=bool(getattr(config, "memory_residual", False)),
     )

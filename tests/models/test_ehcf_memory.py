@@ -98,52 +98,6 @@ def test_decoupled_loss_is_exact(data, item_scales, alpha):
         assert error < 1e-8, (variable.name, error)
 
 
-def _regressions(model, data, positives):
-    """Σ_k of EHCF's regression of D_k alone and of the joint one of D_k + S_k, written
-    directly with dense `[U, V]` matrices (autodiff gives the reference gradients)."""
-    outputs = model({"user": tf.range(data.num_users), "positives": positives})
-    dense_only, joint = [], []
-    for k, behavior in enumerate(BEHAVIORS):
-        queries = outputs["user_vectors"] * outputs["prediction_vectors"][k]
-        dense = tf.matmul(queries, outputs["item_vectors"], transpose_b=True)
-        indices = tf.stack([outputs["memory_rows"], outputs["memory_items"]], axis=1)
-        sparse = tf.scatter_nd(indices, outputs["memory_terms"][:, k], tf.shape(dense))
-        labels = tf.constant(data.train[behavior].toarray(), tf.float64)
-        negative = model.task.negative_weight(k, tf.float64)
-        weights = negative + labels * (1.0 - negative)
-        dense_only.append(tf.reduce_sum(weights * tf.square(labels - dense)))
-        joint.append(tf.reduce_sum(weights * tf.square(labels - dense - sparse)))
-    return model.task.objective(dense_only), model.task.objective(joint)
-
-
-@pytest.mark.parametrize("loss", ["decoupled", "dense"])
-def test_residual_memory_keeps_the_loss_and_routes_the_gradients(data, loss):
-    model = _model(data, memory_residual=True, negative_weight=("view:0.2", "cart:0.1", "buy:0.3"))
-    assert model.task.residual
-    positives = {b: ragged_rows(data.train[b]) for b in BEHAVIORS}
-    with tf.GradientTape(persistent=True) as tape:
-        outputs = model({"user": tf.range(data.num_users), "positives": positives})
-        total = model.task.objective(model.task.behavior_losses(positives, outputs, loss=loss))
-        dense_only, joint = _regressions(model, data, positives)
-    constant = sum(
-        data.train[b].nnz * c for b, c in zip(BEHAVIORS, model.task.loss_coefficients, strict=True)
-    )
-    np.testing.assert_allclose(float(total), float(joint) - constant, rtol=1e-10)
-    memory = {"memory_beta", "memory_item_scales"}
-    for variable in model.trainable_variables:
-        name = variable.name.split(":")[0].split("/")[-1]
-        reference = joint if name in memory else dense_only
-        got = tf.convert_to_tensor(tape.gradient(total, variable)).numpy()
-        want = tf.convert_to_tensor(tape.gradient(reference, variable)).numpy()
-        assert np.abs(want).max() > 0, name
-        error = np.abs(got - want).max() / np.abs(want).max()
-        assert error < 1e-8, (name, error)
-    # Without `residual` the dense part also learns from the memory terms' residual.
-    joint_gradient = tf.convert_to_tensor(tape.gradient(joint, model.user_table))
-    dense_gradient = tf.convert_to_tensor(tape.gradient(dense_only, model.user_table))
-    assert np.abs(joint_gradient - dense_gradient).max() > 1e-6
-
-
 def test_target_scores_add_the_sparse_terms(data):
     model = _model(data)
     users = tf.range(data.num_users)
