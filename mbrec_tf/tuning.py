@@ -102,7 +102,7 @@ def read_search_space(path: str) -> SearchSpace:
     return parse_search_space(raw, source=path)
 
 
-def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
+def default_search_space(model: registry.ModelSpec | str, data: MultiBehaviorData) -> SearchSpace:
     """The default space of `model` on `data`.
 
     Whole-data models: negative weight per behavior, loss coefficients λ (several
@@ -110,7 +110,8 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
     negatives, learning rate, ℓ2 on the batch embeddings, and per level or per behavior
     weights (MC-BPR's levels, NMTR's λ). Only the fields the model has.
     """
-    spec = registry.get(model)
+    spec = registry.as_spec(model)
+    model = spec.name
     own_space = getattr(spec.config_cls, "search_space", None)
     if own_space is not None:  # a model's own default (e.g. ExpoMF's EM settings)
         return parse_search_space(own_space, f"{model}'s default search space")
@@ -149,13 +150,14 @@ def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
     return chosen
 
 
-def check_search_space(model: str, space: SearchSpace) -> None:
+def check_search_space(model: registry.ModelSpec | str, space: SearchSpace) -> None:
     """Every parameter names a field of `model`'s config."""
-    fields = {f.name for f in dataclasses.fields(registry.get(model).config_cls)}
+    spec = registry.as_spec(model)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     unknown = sorted(p.name for p in space.values() if p.field not in fields)
     if unknown:
         raise UserError(
-            f"search space: {', '.join(unknown)} not hyper-parameters of {model} "
+            f"search space: {', '.join(unknown)} not hyper-parameters of {spec.name} "
             f"(known: {', '.join(sorted(fields))})"
         )
 
@@ -195,9 +197,9 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def int_fields(model: str) -> set[str]:
+def int_fields(model: registry.ModelSpec | str) -> set[str]:
     """Config fields of `model` that hold integers."""
-    types = config_lib.field_types(registry.get(model).config_cls)
+    types = config_lib.field_types(registry.as_spec(model).config_cls)
     return {name for name, hint in types.items() if hint is int}
 
 
@@ -217,8 +219,12 @@ def write_config_file(path: str, payload: Mapping[str, Any]) -> None:
     files.write_json(path, payload, sort_keys=False)
 
 
-def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]:
+def read_config_file(
+    path: str, model: registry.ModelSpec | str
+) -> tuple[dict[str, Any], str | None]:
     """The overrides of a configuration file for `model`, and the dataset it was tuned on."""
+    spec = registry.as_spec(model)
+    model = spec.name
     try:
         with open(path) as f:
             payload = json.load(f)
@@ -233,7 +239,7 @@ def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]
         )
     overrides = dict(payload["overrides"])
     try:
-        registry.resolve_config(model, payload.get("dataset", ""), overrides)
+        spec.resolve_config(payload.get("dataset", ""), overrides)
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
     return overrides, payload.get("dataset")
