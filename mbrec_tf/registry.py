@@ -131,10 +131,17 @@ class ModelSpec:
         """True when the model is fitted from the data in one step, not by `fit`."""
         return self.recipe.closed_form
 
+    def make_config(self, *layers: Mapping[str, Any]) -> Any:
+        """The config from its defaults overridden by each layer in turn, its loss and
+        negative sampler checked by the recipe."""
+        config = config_lib.make_config(self.config_cls, *layers)
+        self.recipe.validate_config(config)
+        return config
+
     def resolve_config(self, dataset: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """The config: dataclass defaults <- defaults for `dataset` <- `overrides`."""
         defaults = self.dataset_defaults.get(dataset.split("/")[0], {})
-        return config_lib.make_config(self.config_cls, defaults, overrides or {})
+        return self.make_config(defaults, overrides or {})
 
 
 #: One line per model for `--help` and the README.
@@ -295,6 +302,8 @@ def experiment(
     overrides = dict(overrides or {})
     if config is None:
         config = spec.resolve_config(dataset, overrides)
+    else:
+        spec.recipe.validate_config(config)
     return Experiment(spec, dataset, config, overrides)
 
 
@@ -303,5 +312,4 @@ def recorded_experiment(run_config: Mapping[str, Any]) -> Experiment:
     values alone (no per-dataset defaults applied again)."""
     settings = run_config["settings"]
     spec = get(settings["model"])
-    config = config_lib.make_config(spec.config_cls, run_config["config"])
-    return Experiment(spec, settings["dataset"], config)
+    return Experiment(spec, settings["dataset"], spec.make_config(run_config["config"]))

@@ -21,6 +21,7 @@ import tensorflow as tf
 from mbrec_tf import registry, run_directory, training, tuning
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
+from mbrec_tf.search_space import SearchSpace, read_search_space
 
 STUDY_NAME = "tune"
 STUDY_DATABASE = "study.db"
@@ -58,17 +59,17 @@ def default_tune_dir(model: str, dataset: str) -> str:
 
 def search_space(
     experiment: registry.Experiment, data: MultiBehaviorData, path: str | None = None
-) -> tuning.SearchSpace:
+) -> SearchSpace:
     """The space to search: the JSON file at `path` or the model's default, checked, less
     the fields the experiment's overrides fix for every trial."""
     spec = experiment.spec
-    space = tuning.read_search_space(path) if path else tuning.default_search_space(spec, data)
+    space = read_search_space(path) if path else tuning.default_search_space(spec, data)
     tuning.check_search_space(spec, space)
     return {name: p for name, p in space.items() if p.field not in experiment.overrides}
 
 
 def study_record(
-    settings: StudySettings, space: tuning.SearchSpace, fixed: Mapping[str, Any]
+    settings: StudySettings, space: SearchSpace, fixed: Mapping[str, Any]
 ) -> dict[str, Any]:
     """What makes a study: trials of another record cannot be mixed with these."""
     return {
@@ -188,7 +189,7 @@ def run_trial(
     trial: Any,
     settings: StudySettings,
     experiment: registry.Experiment,
-    space: tuning.SearchSpace,
+    space: SearchSpace,
     data: MultiBehaviorData,
     strategy: tf.distribute.Strategy | None = None,
 ) -> None:
@@ -245,7 +246,7 @@ def run_trial(
 
 
 def write_reports(
-    study: Any, settings: StudySettings, space: tuning.SearchSpace, fixed: Mapping[str, Any]
+    study: Any, settings: StudySettings, space: SearchSpace, fixed: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """trials.csv, trials.md and best.json; returns the best configuration (None yet)."""
     import optuna
@@ -309,7 +310,7 @@ def write_reports(
 def tune(
     settings: StudySettings,
     experiment: registry.Experiment,
-    space: tuning.SearchSpace,
+    space: SearchSpace,
     data: MultiBehaviorData,
     strategy: tf.distribute.Strategy | None = None,
     overwrite: bool = False,
