@@ -8,6 +8,8 @@ those (comma-separated flags).
 Besides `TrainConfig` (every trainable model), two families share fields here, so that the
 models built on one task read the same names: `WholeDataConfig` (the whole-data task:
 EHCF, WMF, CMF) and `SampledConfig` (sampled examples and the sampled task: BPR, NCF, MBNCF).
+Which losses and negative samplers a family has is checked by its recipe (`mbrec_tf.recipes`)
+when a config is resolved.
 """
 
 from __future__ import annotations
@@ -86,8 +88,6 @@ class WholeDataConfig(TrainConfig):
         super().__post_init__()
         if self.gram_every < 1:
             raise ValueError(f"gram_every must be >= 1, got {self.gram_every}")
-        if self.loss not in WHOLE_DATA_LOSSES:
-            raise ValueError(f"loss must be one of {WHOLE_DATA_LOSSES}, got {self.loss!r}")
         if self.negative_weight_alpha < 0 or self.positive_weight <= 0:
             raise ValueError("negative_weight_alpha must be >= 0 and positive_weight > 0")
 
@@ -154,18 +154,8 @@ class SampledConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from mbrec_tf.sampling import SAMPLERS
-
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
-        if self.negative_sampler not in SAMPLERS:
-            raise ValueError(
-                f"negative_sampler must be one of {SAMPLERS}, got {self.negative_sampler!r}"
-            )
-        if self.loss not in SAMPLED_LOSSES:
-            raise ValueError(
-                f"loss must be one of {SAMPLED_LOSSES} for this model, got {self.loss!r}"
-            )
         if self.embedding_l2 < 0 or self.init_std <= 0:
             raise ValueError("embedding_l2 must be >= 0 and init_std > 0")
         if self.epochs < 1:

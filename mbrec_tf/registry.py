@@ -131,6 +131,18 @@ class ModelSpec:
         """True when the model is fitted from the data in one step, not by `fit`."""
         return self.recipe.closed_form
 
+    def make_config(self, *layers: Mapping[str, Any]) -> Any:
+        """The config from its defaults overridden by each layer in turn, its loss and
+        negative sampler checked by the recipe."""
+        config = config_lib.make_config(self.config_cls, *layers)
+        self.recipe.validate_config(config)
+        return config
+
+    def resolve_config(self, dataset: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        """The config: dataclass defaults <- defaults for `dataset` <- `overrides`."""
+        defaults = self.dataset_defaults.get(dataset.split("/")[0], {})
+        return self.make_config(defaults, overrides or {})
+
 
 #: One line per model for `--help` and the README.
 _DESCRIPTIONS: dict[str, str] = {
@@ -233,9 +245,71 @@ def get(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
+def as_spec(model: ModelSpec | str) -> ModelSpec:
+    """A spec given as itself or by its registered name (library functions take either)."""
+    return model if isinstance(model, ModelSpec) else get(model)
+
+
 def resolve_config(name: str, dataset: str, overrides: Mapping[str, Any] | None = None) -> Any:
     """Config of `name`: dataclass defaults <- defaults for `dataset` <- `overrides`."""
-    spec = get(name)
-    return config_lib.make_config(
-        spec.config_cls, spec.dataset_defaults.get(dataset, {}), overrides or {}
-    )
+    return get(name).resolve_config(dataset, overrides)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One model resolved once from `--model`: its spec, the dataset its config is for and
+    that config; the library passes it down instead of looking the name up again.
+
+    Attributes:
+      spec: the model's registry entry.
+      dataset: the TFDS dataset as named (a config after `/` allowed); its name part picks
+        the per-dataset defaults.
+      config: the resolved config.
+      overrides: what was set over the defaults (recorded in a run's results).
+    """
+
+    spec: ModelSpec
+    dataset: str
+    config: Any
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The `--model` name."""
+        return self.spec.name
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Experiment:
+        """The same model and dataset, configured from the defaults with `overrides`
+        (instead of this experiment's own overrides, not on top of them)."""
+        config = self.spec.resolve_config(self.dataset, overrides)
+        return dataclasses.replace(self, config=config, overrides=dict(overrides))
+
+    def training_data(self, data: MultiBehaviorData) -> MultiBehaviorData:
+        """The behaviors of `data` the model trains on, as configured."""
+        return self.spec.training_data(data, self.config)
+
+
+def experiment(
+    model: ModelSpec | str,
+    dataset: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config: Any = None,
+) -> Experiment:
+    """`model` on `dataset`: its config from the dataclass, the dataset's defaults and
+    `overrides`, or `config` as it is when the caller resolved it already."""
+    spec = as_spec(model)
+    overrides = dict(overrides or {})
+    if config is None:
+        config = spec.resolve_config(dataset, overrides)
+    else:
+        spec.recipe.validate_config(config)
+    return Experiment(spec, dataset, config, overrides)
+
+
+def recorded_experiment(run_config: Mapping[str, Any]) -> Experiment:
+    """The experiment a run directory's record names, its config rebuilt from the recorded
+    values alone (no per-dataset defaults applied again)."""
+    settings = run_config["settings"]
+    spec = get(settings["model"])
+    return Experiment(spec, settings["dataset"], spec.make_config(run_config["config"]))

@@ -45,17 +45,18 @@ class ReproductionPlan:
     report_only: bool = False
 
 
-def model_overrides(plan: ReproductionPlan, model: str, dataset: str) -> dict[str, Any]:
-    """The model's overrides: its tuned configuration file, then the hparams it has."""
+def plan_experiment(plan: ReproductionPlan, model: str, dataset: str) -> registry.Experiment:
+    """The model on `dataset` as the plan configures it: its tuned configuration file, then
+    the hparams it has (a bad value fails here, before any run)."""
+    spec = registry.get(model)
     overrides: dict[str, Any] = {}
     if model in plan.configs:
-        overrides, _ = tuning.read_config_file(plan.configs[model], model)
-    fields = config_lib.field_types(registry.get(model).config_cls)
+        overrides, _ = tuning.read_config_file(plan.configs[model], spec)
+    fields = config_lib.field_types(spec.config_cls)
     for name, value in plan.hparams.items():
         if name in fields:
             overrides[name] = value
-    registry.resolve_config(model, dataset, overrides)  # a bad value fails before any run
-    return overrides
+    return registry.experiment(spec, dataset, overrides)
 
 
 def load(plan: ReproductionPlan, dataset: str) -> MultiBehaviorData:
@@ -91,16 +92,14 @@ def finished_results(
 
 def run_one(
     plan: ReproductionPlan,
-    dataset: str,
-    model: str,
+    experiment: registry.Experiment,
     seed: int,
     data: MultiBehaviorData,
-    overrides: dict,
     name: str,
     strategy: tf.distribute.Strategy | None = None,
 ) -> dict:
     """Trains one run (or reuses or resumes it) and returns its results."""
-    config = registry.resolve_config(model, dataset.split("/")[0], overrides)
+    dataset, model, config = experiment.dataset, experiment.model, experiment.config
     settings = run_directory.RunSettings(
         model=model,
         dataset=dataset,
@@ -120,9 +119,9 @@ def run_one(
     tf.keras.backend.clear_session()
     results = training.train_and_evaluate(
         settings,
-        config,
+        experiment,
         data=data,
-        flags_record={**settings.__dict__, **overrides},
+        flags_record={**settings.__dict__, **experiment.overrides},
         overwrite=plan.overwrite,
         export=False,
         strategy=strategy,
@@ -155,30 +154,20 @@ def lambda_points(behaviors: tuple[str, ...], steps: int) -> list[tuple[float, .
 
 def run_lambda_grid(
     plan: ReproductionPlan,
-    dataset: str,
+    base: registry.Experiment,
     data: MultiBehaviorData,
     seed: int,
     strategy: tf.distribute.Strategy | None = None,
 ) -> dict[tuple[float, ...], float]:
-    """Test HR@100 of EHCF for every point of the λ grid."""
-    base = model_overrides(plan, LAMBDA_MODEL, dataset)
-    config = registry.resolve_config(LAMBDA_MODEL, dataset.split("/")[0], base)
-    spec = registry.get(LAMBDA_MODEL)
-    behaviors = tuple(spec.training_data(data, config).behaviors)
+    """Test HR@100 of EHCF (`base`, as the plan configures it) for every point of the λ
+    grid."""
+    behaviors = tuple(base.training_data(data).behaviors)
     values = {}
     for point in lambda_points(behaviors, plan.lambda_grid):
         coefficients = [f"{b}:{v:.6g}" for b, v in zip(behaviors, point, strict=True)]
         name = "lambda_" + "_".join(f"{v:.3f}" for v in point)
-        results = run_one(
-            plan,
-            dataset,
-            LAMBDA_MODEL,
-            seed,
-            data,
-            {**base, "loss_coefficients": coefficients},
-            name,
-            strategy,
-        )
+        experiment = base.with_overrides({**base.overrides, "loss_coefficients": coefficients})
+        results = run_one(plan, experiment, seed, data, name, strategy)
         values[point] = results["test"].get("hr@100", float("nan"))
     return values
 
@@ -193,9 +182,11 @@ def machine() -> str:
 
 def reproduce(plan: ReproductionPlan, strategy: tf.distribute.Strategy | None = None) -> None:
     """Every run of `plan` (each setting checked before the first), then the reports."""
-    for dataset in plan.datasets:
-        for model in plan.models:
-            model_overrides(plan, model, dataset.split("/")[0])  # every setting checked up front
+    experiments = {  # every setting checked up front
+        (dataset, model): plan_experiment(plan, model, dataset)
+        for dataset in plan.datasets
+        for model in plan.models
+    }
     run_directory.check_writable(plan.output_dir, "output_dir")
 
     runs: list[tables.Run] = []
@@ -203,15 +194,15 @@ def reproduce(plan: ReproductionPlan, strategy: tf.distribute.Strategy | None = 
     for dataset in plan.datasets:
         data = load(plan, dataset)
         for model in plan.models:
-            overrides = model_overrides(plan, model, dataset.split("/")[0])
             for seed in plan.seeds:
                 name = f"seed_{seed}"
-                results = run_one(plan, dataset, model, seed, data, overrides, name, strategy)
+                results = run_one(plan, experiments[dataset, model], seed, data, name, strategy)
                 runs.append(tables.Run(dataset, model, seed, results))
         if plan.lambda_grid:
-            config = registry.resolve_config(LAMBDA_MODEL, dataset.split("/")[0])
-            behaviors = tuple(registry.get(LAMBDA_MODEL).training_data(data, config).behaviors)
-            grid = run_lambda_grid(plan, dataset, data, plan.seeds[0], strategy)
+            base = plan_experiment(plan, LAMBDA_MODEL, dataset)
+            defaults = base.with_overrides({})  # the figure's behaviors: EHCF's defaults
+            behaviors = tuple(defaults.training_data(data).behaviors)
+            grid = run_lambda_grid(plan, base, data, plan.seeds[0], strategy)
             grids[dataset] = (behaviors, grid)
 
     write_reports(plan.output_dir, list(plan.datasets), runs, grids)

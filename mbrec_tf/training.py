@@ -193,7 +193,7 @@ def evaluate_splits(
 
 def train_and_evaluate(
     settings: RunSettings,
-    config: Any,
+    config: registry.Experiment | Any,
     data: MultiBehaviorData | None = None,
     flags_record: Mapping[str, Any] | None = None,
     *,
@@ -212,11 +212,13 @@ def train_and_evaluate(
     (default: none, one device). A finished run (all its epochs trained, results.json
     written) is not evaluated or exported again: its results are returned as written, with
     "finished_before": True (`export_again` exports its selected weights as a new version).
+    `config` is the run's `registry.Experiment`, or the bare config of `settings.model`.
     Returns the results dictionary that is also written to `<model_dir>/results.json`; a
     multi-worker run's other workers train with the chief and return `{"chief": False}`,
     writing nothing.
     """
-    spec = registry.get(settings.model)
+    experiment = _run_experiment(settings, config)
+    spec, config = experiment.spec, experiment.config
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
     settings = dataclasses.replace(settings, strategy=distribute.strategy_name(strategy))
@@ -328,6 +330,17 @@ def train_and_evaluate(
     return results
 
 
+def _run_experiment(
+    settings: RunSettings, config: registry.Experiment | Any
+) -> registry.Experiment:
+    """The experiment a run trains: as given, or `settings.model` with the bare `config`."""
+    if not isinstance(config, registry.Experiment):
+        return registry.experiment(settings.model, settings.dataset, config=config)
+    if config.model != settings.model:
+        raise ValueError(f"the run's settings name {settings.model}, its experiment {config.model}")
+    return config
+
+
 def _finished_run(
     model: Recommender,
     data: MultiBehaviorData,
@@ -370,8 +383,8 @@ def restore_run(
     """
     run_config = run_directory.read_run_config(model_dir)
     settings = run_config["settings"]
-    spec = registry.get(settings["model"])
-    config = config_lib.make_config(spec.config_cls, run_config["config"])
+    experiment = registry.recorded_experiment(run_config)
+    spec, config = experiment.spec, experiment.config
     if data is None:
         data = load_data(
             settings["dataset"],

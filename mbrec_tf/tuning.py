@@ -1,11 +1,8 @@
 """Hyper-parameter search on the validation split, and configuration files.
 
-A search space maps parameter names to ranges. A name is a config field (`learning_rate`) or,
-for a per-behavior tuple field, the field and one behavior (`negative_weight[view]`); the
-values of one field's behaviors are joined into the field's `behavior:value` form. A range is
-`{"low": a, "high": b, "log": bool}` (an integer field draws integers) or
-`{"choices": [...]}`. Each model family has a default space (`default_search_space`); a JSON
-file of the same form replaces it.
+A search space (`mbrec_tf.search_space`) maps parameter names to ranges; the values a trial
+draws for one field's behaviors are joined into the field's `behavior:value` form. A model's
+default space is its recipe's (`default_search_space`); a JSON file replaces it.
 
 The search itself uses Optuna (TPE, seeded): define-by-run spaces suit per-behavior
 parameters, and its SQLite storage makes a study resumable with no code of ours. KerasTuner
@@ -24,138 +21,44 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from mbrec_tf import config as config_lib
-from mbrec_tf import files, recipes, registry
+from mbrec_tf import files, registry
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
-
-_PER_BEHAVIOR = re.compile(r"^(\w+)\[(\w+)\]$")
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchParam:
-    """One searched value: a float or int range (optionally log-scaled), or choices."""
-
-    name: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: tuple[Any, ...] | None = None
-
-    @property
-    def field(self) -> str:
-        """The config field this parameter sets."""
-        match = _PER_BEHAVIOR.match(self.name)
-        return match.group(1) if match else self.name
-
-    @property
-    def behavior(self) -> str | None:
-        """The behavior of a per-behavior parameter, else None."""
-        match = _PER_BEHAVIOR.match(self.name)
-        return match.group(2) if match else None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.choices is not None:
-            return {"choices": list(self.choices)}
-        return {"low": self.low, "high": self.high, "log": self.log}
+from mbrec_tf.search_space import PER_BEHAVIOR, SearchSpace, parse_search_space
 
 
-SearchSpace = dict[str, SearchParam]
-
-
-def parse_search_space(raw: Mapping[str, Any], source: str = "search space") -> SearchSpace:
-    """A search space from its JSON form, with one-line errors naming `source`."""
-    space: SearchSpace = {}
-    if not isinstance(raw, Mapping) or not raw:
-        raise UserError(f"{source}: expected a non-empty JSON object of parameter ranges")
-    for name, spec in raw.items():
-        if not isinstance(spec, Mapping):
-            raise UserError(f"{source}: {name}: expected {{low, high[, log]}} or {{choices}}")
-        if "choices" in spec:
-            choices = spec["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise UserError(f"{source}: {name}: choices must be a non-empty list")
-            space[name] = SearchParam(name, choices=tuple(choices))
-            continue
-        try:
-            low, high = float(spec["low"]), float(spec["high"])
-        except (KeyError, TypeError, ValueError):
-            raise UserError(f"{source}: {name}: needs numeric low and high, or choices") from None
-        log = bool(spec.get("log", False))
-        if not low <= high or (log and low <= 0):
-            raise UserError(f"{source}: {name}: needs low <= high (and low > 0 with log)")
-        space[name] = SearchParam(name, low=low, high=high, log=log)
-    return space
-
-
-def read_search_space(path: str) -> SearchSpace:
-    """A search space from a JSON file."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    return parse_search_space(raw, source=path)
-
-
-def default_search_space(model: str, data: MultiBehaviorData) -> SearchSpace:
-    """The default space of `model` on `data`.
-
-    Whole-data models: negative weight per behavior, loss coefficients λ (several
-    behaviors), dropout keep probability, learning rate. Sampled models: factors, layers,
-    negatives, learning rate, ℓ2 on the batch embeddings, and per level or per behavior
-    weights (MC-BPR's levels, NMTR's λ). Only the fields the model has.
-    """
-    spec = registry.get(model)
+def default_search_space(model: registry.ModelSpec | str, data: MultiBehaviorData) -> SearchSpace:
+    """The default space of `model` on `data`: the model's own (a config's `search_space`)
+    or its recipe's, on the fields the model has."""
+    spec = registry.as_spec(model)
+    model = spec.name
     own_space = getattr(spec.config_cls, "search_space", None)
     if own_space is not None:  # a model's own default (e.g. ExpoMF's EM settings)
         return parse_search_space(own_space, f"{model}'s default search space")
     if spec.closed_form:
         raise UserError(f"{model} is fitted in closed form: it has no hyper-parameters to tune")
-    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    if spec.recipe.name == recipes.WHOLE_DATA.name:
-        trained = spec.training_data(data, spec.config_cls()).behaviors
-        space = [SearchParam(f"negative_weight[{b}]", 1e-3, 0.5, log=True) for b in trained]
-        if len(trained) > 1:
-            space += [SearchParam(f"loss_coefficients[{b}]", 0.02, 1.0) for b in trained]
-        if "keep_prob" in fields:
-            space.append(SearchParam("keep_prob", 0.3, 1.0))
-        space.append(SearchParam("learning_rate", 0.01, 0.3, log=True))
-    else:
-        space = [
-            SearchParam("learning_rate", 1e-4, 1e-2, log=True),
-            SearchParam("embedding_l2", 1e-6, 1e-2, log=True),
-        ]
-        for name in ("embedding_dim", "mf_dim", "mlp_dim"):
-            if name in fields:
-                space.append(SearchParam(name, choices=(8, 16, 32, 64)))
-        if "hidden_layers" in fields:
-            space.append(SearchParam("hidden_layers", choices=("16,8", "32,16,8", "64,32,16")))
-        if "num_negatives" in fields:
-            space.append(SearchParam("num_negatives", 1, 8))
-        if "loss_coefficients" in fields:
-            trained = spec.training_data(data, spec.config_cls()).behaviors
-            space += [SearchParam(f"loss_coefficients[{b}]", 0.02, 1.0) for b in trained]
-        if "level_weights" in fields:
-            levels = (*spec.training_data(data, spec.config_cls()).behaviors, "unobserved")
-            space += [SearchParam(f"level_weights[{b}]", 0.1, 1.0) for b in levels]
-    chosen = {p.name: p for p in space if p.field in fields}
+
+    def trained_behaviors() -> tuple[str, ...]:
+        return tuple(spec.training_data(data, spec.config_cls()).behaviors)
+
+    chosen = spec.recipe.default_search_space(spec.config_cls, trained_behaviors)
     if not chosen:
         raise UserError(f"{model} has no default search space: give one with --search_space")
     return chosen
 
 
-def check_search_space(model: str, space: SearchSpace) -> None:
+def check_search_space(model: registry.ModelSpec | str, space: SearchSpace) -> None:
     """Every parameter names a field of `model`'s config."""
-    fields = {f.name for f in dataclasses.fields(registry.get(model).config_cls)}
+    spec = registry.as_spec(model)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     unknown = sorted(p.name for p in space.values() if p.field not in fields)
     if unknown:
         raise UserError(
-            f"search space: {', '.join(unknown)} not hyper-parameters of {model} "
+            f"search space: {', '.join(unknown)} not hyper-parameters of {spec.name} "
             f"(known: {', '.join(sorted(fields))})"
         )
 
@@ -181,7 +84,7 @@ def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """
     overrides: dict[str, Any] = {}
     for name, value in params.items():
-        match = _PER_BEHAVIOR.match(name)
+        match = PER_BEHAVIOR.match(name)
         if match:
             field, behavior = match.groups()
             overrides.setdefault(field, []).append(f"{behavior}:{_short(value)}")
@@ -195,9 +98,9 @@ def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def int_fields(model: str) -> set[str]:
+def int_fields(model: registry.ModelSpec | str) -> set[str]:
     """Config fields of `model` that hold integers."""
-    types = config_lib.field_types(registry.get(model).config_cls)
+    types = config_lib.field_types(registry.as_spec(model).config_cls)
     return {name for name, hint in types.items() if hint is int}
 
 
@@ -217,8 +120,12 @@ def write_config_file(path: str, payload: Mapping[str, Any]) -> None:
     files.write_json(path, payload, sort_keys=False)
 
 
-def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]:
+def read_config_file(
+    path: str, model: registry.ModelSpec | str
+) -> tuple[dict[str, Any], str | None]:
     """The overrides of a configuration file for `model`, and the dataset it was tuned on."""
+    spec = registry.as_spec(model)
+    model = spec.name
     try:
         with open(path) as f:
             payload = json.load(f)
@@ -233,7 +140,7 @@ def read_config_file(path: str, model: str) -> tuple[dict[str, Any], str | None]
         )
     overrides = dict(payload["overrides"])
     try:
-        registry.resolve_config(model, payload.get("dataset", ""), overrides)
+        spec.resolve_config(payload.get("dataset", ""), overrides)
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
     return overrides, payload.get("dataset")

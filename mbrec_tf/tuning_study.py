@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -20,6 +21,7 @@ import tensorflow as tf
 from mbrec_tf import registry, run_directory, training, tuning
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.errors import UserError
+from mbrec_tf.search_space import SearchSpace, read_search_space
 
 STUDY_NAME = "tune"
 STUDY_DATABASE = "study.db"
@@ -56,17 +58,18 @@ def default_tune_dir(model: str, dataset: str) -> str:
 
 
 def search_space(
-    model: str, data: MultiBehaviorData, fixed: dict[str, Any], path: str | None = None
-) -> tuning.SearchSpace:
+    experiment: registry.Experiment, data: MultiBehaviorData, path: str | None = None
+) -> SearchSpace:
     """The space to search: the JSON file at `path` or the model's default, checked, less
-    the fields that `fixed` sets for every trial."""
-    space = tuning.read_search_space(path) if path else tuning.default_search_space(model, data)
-    tuning.check_search_space(model, space)
-    return {name: p for name, p in space.items() if p.field not in fixed}
+    the fields the experiment's overrides fix for every trial."""
+    spec = experiment.spec
+    space = read_search_space(path) if path else tuning.default_search_space(spec, data)
+    tuning.check_search_space(spec, space)
+    return {name: p for name, p in space.items() if p.field not in experiment.overrides}
 
 
 def study_record(
-    settings: StudySettings, space: tuning.SearchSpace, fixed: dict[str, Any]
+    settings: StudySettings, space: SearchSpace, fixed: Mapping[str, Any]
 ) -> dict[str, Any]:
     """What makes a study: trials of another record cannot be mixed with these."""
     return {
@@ -74,7 +77,7 @@ def study_record(
         "dataset": settings.dataset,
         "objective": settings.objective,
         "space": {name: param.to_json() for name, param in sorted(space.items())},
-        "fixed": json.loads(json.dumps(fixed, default=list)),
+        "fixed": json.loads(json.dumps(dict(fixed), default=list)),
         "seed": settings.seed,
     }
 
@@ -185,21 +188,20 @@ def run_trial(
     study: Any,
     trial: Any,
     settings: StudySettings,
-    space: tuning.SearchSpace,
-    fixed: dict[str, Any],
+    experiment: registry.Experiment,
+    space: SearchSpace,
     data: MultiBehaviorData,
     strategy: tf.distribute.Strategy | None = None,
 ) -> None:
     """Trains one trial's run on the train split and reports its validation objective."""
     import optuna
 
-    params = tuning.suggest(trial, space, tuning.int_fields(settings.model))
-    overrides = {**tuning.overrides_from_params(params), **fixed}
+    params = tuning.suggest(trial, space, tuning.int_fields(experiment.spec))
+    overrides = {**tuning.overrides_from_params(params), **experiment.overrides}
     run_dir = os.path.join(settings.tune_dir, TRIALS_SUBDIR, tuning.trial_key(params))
     trial.set_user_attr("run_dir", run_dir)
-    dataset_name = settings.dataset.split("/")[0]
     try:
-        config = registry.resolve_config(settings.model, dataset_name, overrides)
+        trial_experiment = experiment.with_overrides(overrides)
     except ValueError as error:
         raise UserError(f"search space gives an invalid configuration: {error}") from None
     run_settings = run_directory.RunSettings(
@@ -218,7 +220,7 @@ def run_trial(
     try:
         results = training.train_and_evaluate(
             run_settings,
-            config,
+            trial_experiment,
             data=data,
             flags_record={**run_settings.__dict__, **overrides},
             export=False,
@@ -244,7 +246,7 @@ def run_trial(
 
 
 def write_reports(
-    study: Any, settings: StudySettings, space: tuning.SearchSpace, fixed: dict[str, Any]
+    study: Any, settings: StudySettings, space: SearchSpace, fixed: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """trials.csv, trials.md and best.json; returns the best configuration (None yet)."""
     import optuna
@@ -307,14 +309,16 @@ def write_reports(
 
 def tune(
     settings: StudySettings,
-    space: tuning.SearchSpace,
-    fixed: dict[str, Any],
+    experiment: registry.Experiment,
+    space: SearchSpace,
     data: MultiBehaviorData,
     strategy: tf.distribute.Strategy | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Runs the study until `num_trials` trials ended (resuming what is there); returns the
-    best configuration written to best.json."""
+    best configuration written to best.json. The experiment's overrides hold for every
+    trial."""
+    fixed = experiment.overrides
     tune_dir = settings.tune_dir
     run_directory.check_writable(tune_dir, "tune_dir")
     study = open_study(tune_dir, study_record(settings, space, fixed), overwrite=overwrite)
@@ -327,7 +331,7 @@ def tune(
     )
     while len(ended_trials(study)) < settings.num_trials:
         study.sampler = trial_sampler(settings.seed, len(ended_trials(study)))
-        run_trial(study, study.ask(), settings, space, fixed, data, strategy)
+        run_trial(study, study.ask(), settings, experiment, space, data, strategy)
         write_reports(study, settings, space, fixed)
     best = write_reports(study, settings, space, fixed)
     if best is None:

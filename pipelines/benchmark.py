@@ -46,7 +46,7 @@ import time
 import tensorflow as tf
 from absl import flags
 
-from mbrec_tf import distribute, files, training
+from mbrec_tf import distribute, files, registry, training
 from mbrec_tf.benchmarks.measures import peak_rss_bytes
 from mbrec_tf.benchmarks.model_benchmark import report, run
 from pipelines import flags as common
@@ -113,11 +113,12 @@ def main(argv: list[str]) -> None:
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
     load_seconds = time.perf_counter() - start
     peak_rss_after_load = peak_rss_bytes()
+    experiment = registry.experiment(
+        FLAGS.model, FLAGS.dataset.split("/")[0], common.model_overrides()
+    )
     results = run(
-        FLAGS.model,
-        FLAGS.dataset.split("/")[0],
+        experiment,
         data,
-        common.model_overrides(FLAGS.model),
         warmup_epochs=FLAGS.warmup_epochs,
         timed_epochs=FLAGS.timed_epochs,
         dense_timed_epochs=FLAGS.dense_timed_epochs,

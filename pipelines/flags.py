@@ -113,6 +113,10 @@ def _all_model_fields() -> dict[str, list[str]]:
     return owners
 
 
+#: The hyper-parameter flags `define_model_flags` defined for the chosen model.
+_MODEL_FIELDS: list[str] = []
+
+
 def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
     """--model plus one flag per hyper-parameter of the model `argv` names.
 
@@ -127,11 +131,13 @@ def define_model_flags(argv: Sequence[str] | None = None) -> str | None:
         "Model to train. `--model=<name> --help` also lists that model's own flags.",
     )
     model = chosen_model(argv)
-    if model not in registry.REGISTRY:
+    spec = registry.REGISTRY.get(model)
+    if spec is None:
         if asks_for_help(argv):  # plain --help: the hyper-parameters every model has
             _define_config_flags(config_lib.TrainConfig, None)
         return None
-    _define_config_flags(registry.get(model).config_cls, registry.get(model))
+    _define_config_flags(spec.config_cls, spec)
+    _MODEL_FIELDS[:] = [field.name for field in dataclasses.fields(spec.config_cls)]
     return model
 
 
@@ -184,13 +190,13 @@ def _default_text(spec: registry.ModelSpec, field: dataclasses.Field) -> str:
     return f"({'; '.join(parts)})"
 
 
-def model_overrides(model: str) -> dict[str, Any]:
-    """The hyper-parameter flags of `model` the user set."""
+def model_overrides() -> dict[str, Any]:
+    """The hyper-parameter flags of the `--model` the user chose, those the user set."""
     overrides: dict[str, Any] = {}
-    for field in dataclasses.fields(registry.get(model).config_cls):
-        value = FLAGS[field.name].value
+    for name in _MODEL_FIELDS:
+        value = FLAGS[name].value
         if value is not None:
-            overrides[field.name] = value
+            overrides[name] = value
     return overrides
 
 

@@ -107,13 +107,15 @@ def main(argv: list[str]) -> None:
     del argv
     strategy = common.run_strategy()
     dataset_name = FLAGS.dataset.split("/")[0]
-    overrides = common.model_overrides(FLAGS.model)
+    spec = registry.get(FLAGS.model)
+    overrides = common.model_overrides()
     if FLAGS.config:
-        from_file, tuned_on = tuning.read_config_file(FLAGS.config, FLAGS.model)
+        from_file, tuned_on = tuning.read_config_file(FLAGS.config, spec)
         if tuned_on and tuned_on != dataset_name:
             print(f"note: {FLAGS.config} was tuned on {tuned_on}, training on {dataset_name}")
         overrides = {**from_file, **overrides}
-    config = registry.resolve_config(FLAGS.model, dataset_name, overrides)
+    experiment = registry.experiment(spec, FLAGS.dataset, overrides)
+    config = experiment.config
     if FLAGS.config:
         tuned_epochs = tuning.read_tuned_with(FLAGS.config).get("epochs")
         if tuned_epochs is not None and "epochs" not in from_file:
@@ -144,7 +146,7 @@ def main(argv: list[str]) -> None:
     try:
         results = training.train_and_evaluate(
             settings,
-            config,
+            experiment,
             flags_record=flags_record,
             overwrite=FLAGS.overwrite,
             export_again=FLAGS.export_again,

@@ -70,13 +70,12 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # each trial's new evaluator retraces: expected here
-    dataset_name = FLAGS.dataset.split("/")[0]
-    fixed = common.model_overrides(FLAGS.model)
-    registry.resolve_config(FLAGS.model, dataset_name, fixed)  # flags valid before any work
+    # The flags hold for every trial; resolving them checks them before any work.
+    experiment = registry.experiment(FLAGS.model, FLAGS.dataset, common.model_overrides())
     tune_dir = FLAGS.tune_dir or tuning_study.default_tune_dir(FLAGS.model, FLAGS.dataset)
     tuning_study.check_study_directory(tune_dir)  # before any work
     data = training.load_data(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir)
-    space = tuning_study.search_space(FLAGS.model, data, fixed, FLAGS.search_space)
+    space = tuning_study.search_space(experiment, data, FLAGS.search_space)
     if FLAGS.show_space:
         print(json.dumps({n: p.to_json() for n, p in space.items()}, indent=2))
         return
@@ -87,7 +86,7 @@ def main(argv: list[str]) -> None:
     settings = tuning_study.StudySettings(
         tune_dir=tune_dir, **{name: FLAGS[name].value for name in names}
     )
-    best = tuning_study.tune(settings, space, fixed, data, strategy, overwrite=FLAGS.overwrite)
+    best = tuning_study.tune(settings, experiment, space, data, strategy, overwrite=FLAGS.overwrite)
     print(f"best: trial {best['trial']}, valid {FLAGS.objective} {best['value']:.4f}")
     print(f"trials: {os.path.join(tune_dir, 'trials.md')}")
     print(f"best configuration: {os.path.join(tune_dir, 'best.json')}")

@@ -25,10 +25,8 @@ from mbrec_tf.data.dataset import MultiBehaviorData
 
 
 def run(
-    model_name: str,
-    dataset: str,
+    experiment: registry.Experiment,
     data: MultiBehaviorData,
-    overrides: dict[str, Any],
     *,
     warmup_epochs: int = 1,
     timed_epochs: int = 5,
@@ -46,13 +44,12 @@ def run(
 ) -> dict[str, Any]:
     """Every figure of the benchmark for one model on already loaded data."""
     strategy = strategy or tf.distribute.get_strategy()
-    spec = registry.get(model_name)
+    spec, config = experiment.spec, experiment.config
     if spec.closed_form:
-        raise ValueError(f"{model_name} has no training loop to time")
-    config = registry.resolve_config(model_name, dataset, overrides)
+        raise ValueError(f"{experiment.model} has no training loop to time")
     results: dict[str, Any] = {
-        "model": model_name,
-        "dataset": dataset,
+        "model": experiment.model,
+        "dataset": experiment.dataset,
         "config": config_lib.to_dict(config),
         "dataset_statistics": data.statistics(),
         "machine": machine_info(),
@@ -78,7 +75,7 @@ def run(
     results["allreduced_bytes_per_step"] = distribute.allreduced_bytes(model, first_batch)
     if catalog_sizes:
         results["allreduced_bytes_by_catalog"] = allreduced_bytes_by_catalog(
-            model_name, dataset, overrides, catalog_sizes, seed
+            experiment, catalog_sizes, seed
         )
 
     metrics, evaluation = time_evaluation(model, data, ks, eval_repeats, eval_users, seed)

@@ -157,22 +157,19 @@ def time_als(
 
 
 def allreduced_bytes_by_catalog(
-    model_name: str,
-    dataset: str,
-    overrides: dict[str, Any],
+    experiment: registry.Experiment,
     catalog_sizes: list[int],
     seed: int,
     num_users: int = 1000,
 ) -> list[dict[str, int]]:
     """Bytes a synchronous step all-reduces for the first batch of generated data with
-    `num_users` users and each number of items (the model configured as for `dataset`)."""
+    `num_users` users and each number of items (the model configured as the experiment)."""
     from mbrec_tf.data.generated import random_data
 
-    spec = registry.get(model_name)
+    spec, config = experiment.spec, experiment.config
     records = []
     for num_items in catalog_sizes:
         data = random_data(num_users=num_users, num_items=num_items, seed=seed)
-        config = registry.resolve_config(model_name, dataset, overrides)
         model = training.build(spec, config, data)
         batch = next(iter(spec.build_inputs(data, config, seed)))
         records.append(

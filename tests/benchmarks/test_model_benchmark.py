@@ -2,6 +2,7 @@
 
 import pytest
 
+from mbrec_tf import registry
 from mbrec_tf.benchmarks import model_benchmark, training_timings
 from mbrec_tf.data.generated import random_data
 
@@ -9,10 +10,8 @@ from mbrec_tf.data.generated import random_data
 def test_run_reports_every_figure():
     data = random_data(num_users=20, num_items=25)
     results = model_benchmark.run(
-        "ehcf",
-        "random",
+        registry.experiment("ehcf", "random", {"embedding_dim": 4, "batch_size": 8}),
         data,
-        {"embedding_dim": 4, "batch_size": 8},
         warmup_epochs=1,
         timed_epochs=2,
         dense_timed_epochs=1,
@@ -33,10 +32,8 @@ def test_run_reports_every_figure():
 def test_scale_figures_user_samples_profile_and_evaluation_sample():
     data = random_data(num_users=30, num_items=25)
     results = model_benchmark.run(
-        "ehcf",
-        "random",
+        registry.experiment("ehcf", "random", {"embedding_dim": 4, "batch_size": 8}),
         data,
-        {"embedding_dim": 4, "batch_size": 8},
         warmup_epochs=1,
         timed_epochs=1,
         dense_timed_epochs=0,
@@ -91,7 +88,7 @@ def test_als_iterations_are_timed_when_implicit_is_installed():
 def test_allreduced_bytes_are_looked_up_rows_and_small_tensors_not_the_item_table():
     import tensorflow as tf
 
-    from mbrec_tf import distribute, registry, training
+    from mbrec_tf import distribute, training
 
     def rows(count: int) -> int:
         return count * (4 * 4 + 4)  # float32 rows of d = 4 and their int32 indices
@@ -129,7 +126,7 @@ def test_allreduced_bytes_are_looked_up_rows_and_small_tensors_not_the_item_tabl
 def test_allreduced_bytes_by_catalog_do_not_grow_with_the_items_for_ehcf():
     overrides = {"embedding_dim": 4, "batch_size": 8, "keep_prob": 1.0}
     sizes = training_timings.allreduced_bytes_by_catalog(
-        "ehcf", "random", overrides, [30, 3000], 0, 20
+        registry.experiment("ehcf", "random", overrides), [30, 3000], 0, 20
     )
     assert [size["items"] for size in sizes] == [30, 3000]
     assert all(size["batch_users"] == 8 for size in sizes)
