@@ -22,6 +22,7 @@ from mbrec_tf.models import (
     cmf,
     ehcf,
     ehcf_memory,
+    ehcf_touched,
     expomf,
     mbncf,
     mc_bpr,
@@ -152,6 +153,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "ehcf": "EHCF: whole-data multi-behavior CF with transfer between behaviors.",
     "ehcf_memory": "EHCF with memory: learned sparse terms on the pairs the user already "
     "has in supportive behaviors (per behavior, per item).",
+    "ehcf_touched": "EHCF, touched first: EHCF trained as it is; the user's supportive items "
+    "ranked first by level, each level and the untouched items by EHCF's scores.",
     "ehcf_sin": "EHCF-Sin: EHCF on the target behavior alone.",
     "wmf": "WMF: whole-data weighted MF on the target behavior (Hu et al. 2008).",
     "expomf": "ExpoMF: exposure MF fitted by EM, item-popularity exposure priors "
@@ -209,6 +212,13 @@ _SPECS: tuple[ModelSpec, ...] = (
         ehcf_memory,
         ehcf_memory.EHCFMemoryConfig,
         recipes.WHOLE_DATA.with_task(whole_data_memory.memory_whole_data_task),
+        training_data=ehcf.training_data,
+    ),
+    _spec(
+        "ehcf_touched",
+        ehcf_touched,
+        ehcf_touched.EHCFTouchedConfig,
+        recipes.WHOLE_DATA,
         training_data=ehcf.training_data,
     ),
     _spec("ehcf_sin", ehcf, ehcf.EHCFConfig, recipes.WHOLE_DATA, training_data=target_only),

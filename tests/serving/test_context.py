@@ -57,8 +57,10 @@ def _model(name: str, data):
         spec.build_task(data, config).fit(model, data)
     else:
         rng = np.random.default_rng(0)
-        for variable in (model.behavior_terms, model.item_scales):
-            variable.assign(rng.normal(size=variable.shape))
+        for name in ("behavior_terms", "item_scales"):  # ehcf_memory's learned terms
+            if getattr(model, name, None) is not None:
+                variable = getattr(model, name)
+                variable.assign(rng.normal(size=variable.shape))
     return model
 
 
@@ -83,9 +85,10 @@ def _expected(model, data, users, context_items, keep_snapshot, k):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, string_data, int_data):
-    """A touched export (integer item ids) and an ehcf_memory one (string item ids)."""
+    """Exports of touched and ehcf_touched (integer item ids) and ehcf_memory (string)."""
     cases = []
-    for name, data in (("touched", string_data), ("ehcf_memory", int_data)):
+    models = (("touched", string_data), ("ehcf_memory", int_data), ("ehcf_touched", string_data))
+    for name, data in models:
         model = _model(name, data)
         path = export_lib.export_model(model, data, str(tmp_path_factory.mktemp(name)))
         cases.append((model, data, path))
