@@ -182,7 +182,8 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
             return
         if not self.schedule.is_due(epoch, (getattr(self, "params", None) or {}).get("epochs")):
             return
-        results = self.evaluator(self.model)
+        selection = getattr(self.model, "selection_scorer", None)
+        results = self.evaluator(selection() if selection else self.model)
         self.eval_seconds += self.evaluator.last_seconds
         self.evaluations.append((epoch, results))
         line = self.schedule.evaluated(epoch, self.evaluator.last_seconds, self.epoch_seconds)

@@ -48,6 +48,11 @@ class Recommender(tf.keras.Model):
             return tf.matmul(queries, self.item_embeddings(), transpose_b=True)
         raise NotImplementedError
 
+    def selection_scorer(self) -> Recommender:
+        """The scorer whose validation ranking selects the epoch: the model itself, unless a
+        fixed ranking rule on top of its trained part would hide how that part learns."""
+        return self
+
     def scoring_tables(self) -> tuple[tf.Tensor, ...]:
         """Tensors scoring derives from the parameters as a whole (graph-propagated
         embeddings, the item half of a first layer), computed once per evaluation or export

@@ -11,7 +11,9 @@ EHCF's scores, and pop(v) the normalised log target popularity. So the items the
 touched come first, by level, each level ordered by EHCF's score plus α of popularity (α
 large: the heuristic's order, EHCF breaking ties); the items the user never touched are
 ranked by EHCF's scores alone, so discovery is EHCF's own. The sparse terms are fixed, so
-training is exactly EHCF's (same task, same steps, same epoch time).
+training is exactly EHCF's (same task, same steps, same epoch time), and so is the choice of
+the epoch: validation ranks with EHCF's scores alone (`selection_scorer`), since the fixed
+levels would leave the validation metric flat while EHCF learns.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import ehcf, touched
+from mbrec_tf.models.base import dot_pairs
 from mbrec_tf.models.memory import InteractionMemory, MemoryPairs
 
 #: G: trained EHCF target scores are a regression onto 0/1 labels, within a few units of
@@ -80,10 +83,17 @@ class EHCFTouched(ehcf.EHCF):
         self.item_scores = tf.Variable(
             np.asarray(item_scores, np.float32), trainable=False, name="item_scores"
         )
+        self._ehcf_ranking: EHCFRanking | None = None
 
     @property
     def is_factorized(self) -> bool:
         return False  # the target score adds the touched levels to the dot product
+
+    def selection_scorer(self) -> EHCFRanking:
+        """EHCF's own ranking (without the touched levels) selects the epoch."""
+        if self._ehcf_ranking is None:
+            self._ehcf_ranking = EHCFRanking(self)  # one object: compiled once per evaluator
+        return self._ehcf_ranking
 
     @property
     def context_behaviors(self) -> tuple[str, ...]:
@@ -118,6 +128,33 @@ class EHCFTouched(ehcf.EHCF):
         if item_ids.shape.rank == 1:
             return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
         return tf.gather(scores, item_ids, batch_dims=1)
+
+
+class EHCFRanking:
+    """The trained EHCF inside an `EHCFTouched`, ranking by h_Kᵀ(p_u ⊙ q_v) alone: what the
+    evaluator needs of a factorised scorer, reading the model's own variables."""
+
+    is_factorized = True
+
+    def __init__(self, model: EHCFTouched):
+        self.model = model
+        self.num_items = model.num_items
+
+    def scoring_tables(self) -> tuple[tf.Tensor, ...]:
+        return ()
+
+    def query_embeddings_given(self, user_ids: tf.Tensor, tables: tuple) -> tf.Tensor:
+        return ehcf.EHCF.query_embeddings(self.model, user_ids)
+
+    def item_embeddings_given(self, tables: tuple) -> tf.Tensor:
+        return ehcf.EHCF.item_embeddings(self.model)
+
+    def score_pairs_given(self, user_ids: tf.Tensor, item_ids: tf.Tensor, tables: tuple):
+        return dot_pairs(
+            self.query_embeddings_given(user_ids, tables),
+            self.item_embeddings_given(tables),
+            item_ids,
+        )
 
 
 def build(data: MultiBehaviorData, config: EHCFTouchedConfig) -> EHCFTouched:

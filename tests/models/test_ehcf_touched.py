@@ -7,6 +7,7 @@ from test_touched import hand_made_data
 
 from mbrec_tf import registry
 from mbrec_tf.data.generated import random_data
+from mbrec_tf.evaluation import Evaluator
 from mbrec_tf.models import ehcf_touched
 
 
@@ -69,3 +70,19 @@ def test_training_is_ehcfs():
         assert not [v.name for v in model.trainable_variables if "level" in v.name]
     for mine, theirs in zip(tables["ehcf_touched"], tables["ehcf"], strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_the_epoch_is_selected_on_ehcfs_own_ranking():
+    data = random_data(num_users=20, num_items=25, behaviors=("view", "cart", "buy"), seed=3)
+    model, _ = _build(data)
+    ranking = model.selection_scorer()
+    assert ranking is model.selection_scorer()
+    ehcf_spec = registry.get("ehcf")
+    config = registry.resolve_config("ehcf", data.name, {"embedding_dim": 4})
+    tf.keras.utils.set_random_seed(0)
+    plain = ehcf_spec.build(data, config)
+    for mine, theirs in zip(model.trainable_variables, plain.trainable_variables, strict=True):
+        theirs.assign(mine)
+    evaluator = Evaluator(data, "valid")
+    assert evaluator(ranking) == evaluator(plain)
+    assert evaluator(model) != evaluator(plain)  # the touched levels change the ranking
