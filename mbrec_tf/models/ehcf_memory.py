@@ -17,7 +17,6 @@ from the request (`score_users_with_context`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -26,7 +25,7 @@ from mbrec_tf import config as config_lib
 from mbrec_tf.contracts import MemoryOutputs, UserBatch
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import ehcf
-from mbrec_tf.models.memory import InteractionMemory, MemoryPairs
+from mbrec_tf.models.memory import InteractionMemory, MemoryPairs, MemoryScoring
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +40,7 @@ class EHCFMemoryConfig(ehcf.EHCFConfig):
     )
 
 
-class EHCFMemory(ehcf.EHCF):
+class EHCFMemory(MemoryScoring, ehcf.EHCF):
     """EHCF plus β and γ on the memory pairs (see the module docstring).
 
     Args:
@@ -117,26 +116,6 @@ class EHCFMemory(ehcf.EHCF):
         dense = tf.matmul(self.query_embeddings(user_ids), self.item_table, transpose_b=True)
         sparse = self.sparse_terms(pairs)[:, -1]
         return dense + pairs.dense(sparse, tf.shape(user_ids)[0], self.num_items)
-
-    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.scores_from_pairs(user_ids, self.memory.pairs(user_ids))
-
-    def score_users_with_context(
-        self,
-        user_ids: tf.Tensor,
-        context: Mapping[str, tf.RaggedTensor],
-        replace: Mapping[str, tf.Tensor] | None = None,
-    ) -> tf.Tensor:
-        """Scores with the request's items of the behaviors in `context` (see memory)."""
-        return self.scores_from_pairs(
-            user_ids, self.memory.with_context(user_ids, context, replace)
-        )
-
-    def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
-        scores = self.score_users(user_ids)
-        if item_ids.shape.rank == 1:
-            return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
-        return tf.gather(scores, item_ids, batch_dims=1)
 
     def call(self, batch: UserBatch, training: bool = False) -> MemoryOutputs:
         """EHCF's task inputs plus the batch's memory pairs and their sparse terms."""

@@ -19,7 +19,6 @@ levels would leave the validation metric flat while EHCF learns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +27,7 @@ from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models import ehcf, touched
 from mbrec_tf.models.base import dot_pairs
-from mbrec_tf.models.memory import InteractionMemory, MemoryPairs
+from mbrec_tf.models.memory import InteractionMemory, MemoryPairs, MemoryScoring
 
 #: G: trained EHCF target scores are a regression onto 0/1 labels, within a few units of
 #: [0, 1]; a gap of 100 per unit of behavior weight keeps the levels apart.
@@ -51,7 +50,7 @@ class EHCFTouchedConfig(ehcf.EHCFConfig):
     )
 
 
-class EHCFTouched(ehcf.EHCF):
+class EHCFTouched(MemoryScoring, ehcf.EHCF):
     """EHCF whose target ranking puts the user's supportive items first (module docstring).
 
     Args:
@@ -108,26 +107,6 @@ class EHCFTouched(ehcf.EHCF):
         touched = tf.cast(tf.reduce_max(pairs.indicators, axis=1) > 0, levels.dtype)
         terms = levels + touched * tf.gather(self.item_scores, pairs.items)
         return dense + pairs.dense(terms, tf.shape(user_ids)[0], self.num_items)
-
-    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.scores_from_pairs(user_ids, self.memory.pairs(user_ids))
-
-    def score_users_with_context(
-        self,
-        user_ids: tf.Tensor,
-        context: Mapping[str, tf.RaggedTensor],
-        replace: Mapping[str, tf.Tensor] | None = None,
-    ) -> tf.Tensor:
-        """Scores with the request's items of the behaviors in `context` (see memory)."""
-        return self.scores_from_pairs(
-            user_ids, self.memory.with_context(user_ids, context, replace)
-        )
-
-    def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
-        scores = self.score_users(user_ids)
-        if item_ids.shape.rank == 1:
-            return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
-        return tf.gather(scores, item_ids, batch_dims=1)
 
 
 class EHCFRanking:

@@ -119,3 +119,37 @@ class InteractionMemory(tf.Module):
             one_hot = tf.one_hot(column, len(self.behaviors), dtype=pairs.indicators.dtype)
             indicators.append(tf.tile(one_hot[None], [tf.size(ragged.values), 1]))
         return MemoryPairs(tf.concat(rows, 0), tf.concat(items, 0), tf.concat(indicators, 0))
+
+
+class MemoryScoring:
+    """Target scoring of a model whose scores are `scores_from_pairs(user_ids, pairs)` over
+    its `InteractionMemory` (`self.memory`): with the training snapshot of the users'
+    pairs, or with a request's items (serving with today's interactions). A mixin, listed
+    before the Keras base class."""
+
+    memory: InteractionMemory
+    num_items: int
+
+    def scores_from_pairs(self, user_ids: tf.Tensor, pairs: MemoryPairs) -> tf.Tensor:
+        """`[batch, num_items]` target scores given the batch's memory pairs."""
+        raise NotImplementedError
+
+    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.scores_from_pairs(user_ids, self.memory.pairs(user_ids))
+
+    def score_users_with_context(
+        self,
+        user_ids: tf.Tensor,
+        context: Mapping[str, tf.RaggedTensor],
+        replace: Mapping[str, tf.Tensor] | None = None,
+    ) -> tf.Tensor:
+        """Scores with the request's items of the behaviors in `context` (`with_context`)."""
+        return self.scores_from_pairs(
+            user_ids, self.memory.with_context(user_ids, context, replace)
+        )
+
+    def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
+        scores = self.score_users(user_ids)
+        if item_ids.shape.rank == 1:
+            return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
+        return tf.gather(scores, item_ids, batch_dims=1)

@@ -10,7 +10,7 @@ breaks ties among items with the same behaviors (and orders the untouched items)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,7 +18,7 @@ import tensorflow as tf
 from mbrec_tf import config as config_lib
 from mbrec_tf.data.dataset import MultiBehaviorData
 from mbrec_tf.models.base import Recommender
-from mbrec_tf.models.memory import InteractionMemory, MemoryPairs
+from mbrec_tf.models.memory import InteractionMemory, MemoryPairs, MemoryScoring
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TouchedConfig(config_lib.TrainConfig):
     )
 
 
-class TouchedFirst(Recommender):
+class TouchedFirst(MemoryScoring, Recommender):
     """Σ_b w_b x_b(u, v) from an `InteractionMemory` of the supportive behaviors, + ε pop(v).
 
     Args:
@@ -67,29 +67,11 @@ class TouchedFirst(Recommender):
         """Behaviors whose items a request may send (serving with today's interactions)."""
         return self.memory.behaviors
 
-    def scores_from_pairs(self, pairs: MemoryPairs, batch_size: tf.Tensor) -> tf.Tensor:
+    def scores_from_pairs(self, user_ids: tf.Tensor, pairs: MemoryPairs) -> tf.Tensor:
         """`[batch, num_items]` scores given the batch's memory pairs."""
         touched = tf.linalg.matvec(pairs.indicators, self.behavior_weights)
+        batch_size = tf.shape(user_ids)[0]
         return pairs.dense(touched, batch_size, self.num_items) + self.item_scores[None]
-
-    def score_users(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.scores_from_pairs(self.memory.pairs(user_ids), tf.shape(user_ids)[0])
-
-    def score_users_with_context(
-        self,
-        user_ids: tf.Tensor,
-        context: Mapping[str, tf.RaggedTensor],
-        replace: Mapping[str, tf.Tensor] | None = None,
-    ) -> tf.Tensor:
-        """Scores with the request's items of the behaviors in `context` (see memory)."""
-        pairs = self.memory.with_context(user_ids, context, replace)
-        return self.scores_from_pairs(pairs, tf.shape(user_ids)[0])
-
-    def score_pairs(self, user_ids: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
-        scores = self.score_users(user_ids)
-        if item_ids.shape.rank == 1:
-            return tf.gather(scores, item_ids[:, None], batch_dims=1)[:, 0]
-        return tf.gather(scores, item_ids, batch_dims=1)
 
 
 def popularity_scores(item_counts: np.ndarray, weight: float) -> np.ndarray:
