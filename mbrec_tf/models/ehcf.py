@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -203,18 +204,23 @@ def training_data(data: MultiBehaviorData, config: EHCFConfig) -> MultiBehaviorD
     return data.with_behaviors(config.behaviors) if config.behaviors else data
 
 
+def ehcf_arguments(data: MultiBehaviorData, config: EHCFConfig) -> dict[str, Any]:
+    """`EHCF`'s constructor arguments for `data` and `config` (its subclasses add theirs)."""
+    behaviors = data.behaviors
+    return {
+        "num_users": data.num_users,
+        "num_items": data.num_items,
+        "behaviors": behaviors,
+        "embedding_dim": config.embedding_dim,
+        "predecessors": transfer_predecessors(behaviors, config.transfer_dag, config.no_transfer),
+        "keep_prob": config.keep_prob,
+        "transfer_l2": config.transfer_l2,
+    }
+
+
 def build(data: MultiBehaviorData, config: EHCFConfig) -> EHCF:
     """An EHCF over every behavior of `data` (already restricted by `training_data`)."""
-    behaviors = data.behaviors
-    return EHCF(
-        data.num_users,
-        data.num_items,
-        behaviors,
-        embedding_dim=config.embedding_dim,
-        predecessors=transfer_predecessors(behaviors, config.transfer_dag, config.no_transfer),
-        keep_prob=config.keep_prob,
-        transfer_l2=config.transfer_l2,
-    )
+    return EHCF(**ehcf_arguments(data, config))
 
 
 #: Settings per dataset: the published ones (MODELS.md §1) unless BENCHMARKS.md says why.

@@ -136,15 +136,9 @@ def build(data: MultiBehaviorData, config: EHCFMemoryConfig) -> EHCFMemory:
     memory = InteractionMemory([data.train[b] for b in behaviors], behaviors)
     return EHCFMemory(
         memory,
-        data.num_users,
-        data.num_items,
-        behaviors,
-        embedding_dim=config.embedding_dim,
-        predecessors=ehcf.transfer_predecessors(behaviors, config.transfer_dag, config.no_transfer),
-        keep_prob=config.keep_prob,
-        transfer_l2=config.transfer_l2,
         item_scales=config.item_scales,
         memory_l2=config.memory_l2,
+        **ehcf.ehcf_arguments(data, config),
     )
 
 

@@ -145,18 +145,7 @@ def build(data: MultiBehaviorData, config: EHCFTouchedConfig) -> EHCFTouched:
     memory = InteractionMemory([data.train[b] for b in supportive], supportive)
     weights = touched.behavior_weights(data, config)
     item_scores = touched.popularity_scores(data.item_popularity(), config.popularity_weight)
-    return EHCFTouched(
-        memory,
-        weights,
-        item_scores,
-        data.num_users,
-        data.num_items,
-        behaviors,
-        embedding_dim=config.embedding_dim,
-        predecessors=ehcf.transfer_predecessors(behaviors, config.transfer_dag, config.no_transfer),
-        keep_prob=config.keep_prob,
-        transfer_l2=config.transfer_l2,
-    )
+    return EHCFTouched(memory, weights, item_scores, **ehcf.ehcf_arguments(data, config))
 
 
 #: EHCF's settings and the heuristic's behavior weights per dataset. α = 10 was chosen on the
