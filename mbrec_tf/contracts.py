@@ -127,13 +127,3 @@ def score_outputs_spec(num_negatives: int, behaviors: Sequence[str] = (), dtype=
     if behaviors:
         return {"scores": {b: logits for b in behaviors}}
     return {"scores": logits}
-
-
-def conforms(values, spec) -> bool:
-    """True when `values` has `spec`'s structure and each tensor is compatible with its spec."""
-    try:
-        tf.nest.assert_same_structure(values, spec, expand_composites=False)
-    except (TypeError, ValueError):
-        return False
-    pairs = zip(tf.nest.flatten(values), tf.nest.flatten(spec), strict=True)
-    return all(s.is_compatible_with(v) for v, s in pairs)

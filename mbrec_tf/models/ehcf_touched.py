@@ -123,10 +123,10 @@ class EHCFRanking:
         return ()
 
     def query_embeddings_given(self, user_ids: tf.Tensor, tables: tuple) -> tf.Tensor:
-        return ehcf.EHCF.query_embeddings(self.model, user_ids)
+        return self.model.query_embeddings(user_ids)
 
     def item_embeddings_given(self, tables: tuple) -> tf.Tensor:
-        return ehcf.EHCF.item_embeddings(self.model)
+        return self.model.item_embeddings()
 
     def score_pairs_given(self, user_ids: tf.Tensor, item_ids: tf.Tensor, tables: tuple):
         return dot_pairs(
